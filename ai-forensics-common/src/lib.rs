@@ -1,0 +1,539 @@
+//! Wire types shared by the ai-forensics eBPF programs and user space.
+//!
+//! Everything here is `#[repr(C)]`, `Copy`, fixed-size and free of implicit
+//! padding, so the kernel side can write it into maps and the ring buffer and
+//! user space can read it back with `read_unaligned`. Layouts are checked at
+//! compile time at the bottom of this file.
+//!
+//! Event kinds and drop causes are stable numbers: records outlive releases,
+//! so a number is never reused for another meaning.
+#![no_std]
+
+/// Names of the maps, used by both sides.
+pub mod maps {
+    /// `RingBuf`: every streamed record, in one global order.
+    pub const EVENTS: &str = "EVENTS";
+    /// `Array<u64>` indexed by TGID: non-zero when the process is a target.
+    pub const TARGETS: &str = "TARGETS";
+    /// `HashMap<u32 tid, Inflight>`: syscalls entered and not yet returned.
+    pub const INFLIGHT: &str = "INFLIGHT";
+    /// `PerCpuArray<SyscallStat>` indexed by syscall number.
+    pub const STATS: &str = "STATS";
+    /// `PerCpuHashMap<ProcKey, ProcStat>`: per-thread counts (opt-in).
+    pub const PROC_STATS: &str = "PROC_STATS";
+    /// `Array<SyscallSpec>` indexed by syscall number: what to capture.
+    pub const SPECS: &str = "SPECS";
+    /// `PerCpuArray<u64>` indexed by [`drop`](crate::drop) cause.
+    pub const DROPS: &str = "DROPS";
+    /// `PerCpuArray<LossPending>`: events lost since the last one delivered.
+    pub const LOSS: &str = "LOSS";
+    /// `PerCpuArray<u64>` indexed by tree id: events lost per target tree.
+    pub const LOST_BY_TREE: &str = "LOST_BY_TREE";
+    /// `HashMap<u64 cgroup id, u32 tree>`: cgroups whose members are targets.
+    pub const CGROUPS: &str = "CGROUPS";
+    /// `PerCpuArray<Scratch>`: room to build variable-sized records.
+    pub const SCRATCH: &str = "SCRATCH";
+}
+
+/// Name of the read-only configuration global in the eBPF object.
+pub const CONFIG_GLOBAL: &str = "CONFIG";
+
+/// Size of the syscall-number-indexed tables (x86_64 and aarch64 both stay below it).
+pub const MAX_SYSCALLS: u32 = 512;
+/// Latency histogram buckets: four per power of two, from 1 ns up; the last
+/// bucket takes everything above about 4.3 s.
+pub const HIST_BUCKETS: usize = 128;
+/// Longest string (path, joined argv) captured from user memory, NUL included.
+pub const STR_MAX: usize = 4096;
+/// Largest binary argument (socket address, clone_args, pipe fds) captured.
+pub const BLOB_MAX: usize = 128;
+/// Most execve arguments captured.
+pub const ARGV_MAX_ARGS: u32 = 32;
+/// Size of the per-CPU scratch payload area.
+pub const PAYLOAD_MAX: usize = 16384;
+/// Most distinct target trees (tree ids are 1..MAX_TREES).
+pub const MAX_TREES: u32 = 256;
+/// Marker for "no argument" in a [`SyscallSpec`].
+pub const NO_ARG: u8 = 0xff;
+/// `duration_ns` of a syscall whose entry was not seen.
+pub const UNTIMED: u64 = u64::MAX;
+
+/// Record kinds on the ring buffer (stable numbers, grouped in ranges).
+pub mod kind {
+    /// A completed syscall ([`SyscallEvent`](crate::SyscallEvent) + payload).
+    pub const SYSCALL: u32 = 1;
+    /// Recorded at syscall entry: execve arguments, exit_group.
+    pub const SYSCALL_ENTER: u32 = 2;
+    /// Events were lost just before this point ([`LostEvent`](crate::LostEvent)).
+    pub const LOST: u32 = 16;
+    /// A target created a task ([`ForkEvent`](crate::ForkEvent)).
+    pub const PROC_FORK: u32 = 32;
+    /// A target executed a program ([`ExecEvent`](crate::ExecEvent)).
+    pub const PROC_EXEC: u32 = 33;
+    /// A target task exited ([`ExitEvent`](crate::ExitEvent)).
+    pub const PROC_EXIT: u32 = 34;
+    /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
+    pub const WATCH_EXEC: u32 = 40;
+    /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
+    pub const WATCH_OPEN: u32 = 41;
+}
+
+/// Causes of loss counted in the `DROPS` map (stable indices).
+pub mod drop {
+    /// The ring buffer was full: a record was not delivered.
+    pub const RINGBUF_FULL: u32 = 0;
+    /// The in-flight table was full: a syscall could not be timed or decoded.
+    pub const INFLIGHT_FULL: u32 = 1;
+    /// The per-thread statistics table was full.
+    pub const PROC_STATS_FULL: u32 = 2;
+    /// A new process had a PID beyond the target table.
+    pub const TARGETS_RANGE: u32 = 3;
+    /// Watch-mode records lost because the ring buffer was full.
+    pub const WATCH_RINGBUF_FULL: u32 = 4;
+    /// Number of slots.
+    pub const COUNT: u32 = 8;
+}
+
+/// Flags in [`Config::flags`].
+pub mod config {
+    /// Every process except ai-forensics itself is a target.
+    pub const ALL: u32 = 1 << 0;
+    /// Time every syscall (enter/exit pairing) for latency statistics.
+    pub const TIMING: u32 = 1 << 1;
+    /// Keep per-thread syscall counts in `PROC_STATS`.
+    pub const PER_PROC: u32 = 1 << 2;
+    /// Processes in a cgroup listed in `CGROUPS` become targets.
+    pub const CGROUP: u32 = 1 << 3;
+    /// Report execs of every process (for `--comm`/`--exe`/`--discover`).
+    pub const WATCH_EXEC: u32 = 1 << 4;
+    /// Report files opened by every process (for `--discover`).
+    pub const WATCH_OPEN: u32 = 1 << 5;
+    /// Stream events for the syscalls flagged in `SPECS`.
+    pub const EVENTS: u32 = 1 << 6;
+}
+
+/// Flags in [`SyscallSpec::flags`].
+pub mod spec {
+    /// Stream a record when this syscall returns.
+    pub const EVENT: u32 = 1 << 0;
+    /// Stream a record at entry (execve's arguments, exit_group).
+    pub const ENTER_EVENT: u32 = 1 << 1;
+    /// `blob_len_arg` is a pointer to the length (accept's `socklen_t *`), read at exit.
+    pub const BLOB_LEN_PTR: u32 = 1 << 2;
+    /// The syscall never returns on success (exit, exit_group).
+    pub const NO_RETURN: u32 = 1 << 3;
+    /// Capture the blob only when the call succeeded (output buffers).
+    pub const BLOB_ON_SUCCESS: u32 = 1 << 4;
+    /// Report successful calls of non-targets in watch mode (the open family).
+    pub const WATCH: u32 = 1 << 5;
+}
+
+/// Flags in [`SyscallEvent::flags`].
+pub mod ev {
+    /// `str0` was cut at [`STR_MAX`](crate::STR_MAX).
+    pub const STR0_TRUNC: u32 = 1 << 0;
+    /// `str1` was cut at [`STR_MAX`](crate::STR_MAX) or argv had more than [`ARGV_MAX_ARGS`](crate::ARGV_MAX_ARGS).
+    pub const STR1_TRUNC: u32 = 1 << 1;
+    /// Reading a string or blob from user memory failed.
+    pub const READ_FAULT: u32 = 1 << 2;
+    /// `str1` holds NUL-separated argv strings.
+    pub const STR1_ARGV: u32 = 1 << 3;
+    /// The blob was cut at [`BLOB_MAX`](crate::BLOB_MAX).
+    pub const BLOB_TRUNC: u32 = 1 << 4;
+    /// `str0` was read (it may be empty).
+    pub const STR0_PRESENT: u32 = 1 << 5;
+    /// `str1` was read (it may be empty).
+    pub const STR1_PRESENT: u32 = 1 << 6;
+}
+
+/// Load-time configuration, a read-only global in the eBPF object.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// [`config`] flags.
+    pub flags: u32,
+    /// TGID of ai-forensics itself: never traced.
+    pub self_tgid: u32,
+    /// Size of the `TARGETS` table (the kernel's pid_max).
+    pub pid_max: u32,
+    /// Offset of `group_dead` in the `sched_process_exit` record, 0 if absent.
+    pub exit_group_dead_off: u32,
+    /// Offset of `pid` in `struct task_struct`.
+    pub task_pid_off: u32,
+    /// Offset of `tgid` in `struct task_struct`.
+    pub task_tgid_off: u32,
+    /// Number of execve on this architecture.
+    pub execve_nr: u32,
+    /// Number of execveat on this architecture.
+    pub execveat_nr: u32,
+}
+
+/// Flags in the upper half of a `TARGETS` value (the lower half is the tree id).
+pub mod target {
+    /// Launched and not yet executing the workload: ignore its syscalls
+    /// until it calls execve (those before are ai-forensics' own set-up).
+    pub const AWAIT_EXEC: u64 = 1 << 32;
+}
+
+/// Common header of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// A [`kind`] number.
+    pub kind: u32,
+    /// CPU the record was written on.
+    pub cpu: u32,
+    /// `CLOCK_MONOTONIC` nanoseconds (syscall entry for syscall records).
+    pub ts_ns: u64,
+    /// Process id (kernel TGID).
+    pub tgid: u32,
+    /// Thread id (kernel PID).
+    pub tid: u32,
+}
+
+/// A syscall record. A payload follows it on the wire: the blob
+/// (`blob_len` bytes), then `str0` (`str0_len` bytes), then `str1`
+/// (`str1_len` bytes). Strings carry no NUL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Syscall number (architecture's own numbering).
+    pub nr: u32,
+    /// Target tree id.
+    pub tree: u32,
+    /// Return value (raw; -4095..-1 are errors).
+    pub ret: i64,
+    /// Time from entry to exit, or [`UNTIMED`].
+    pub duration_ns: u64,
+    /// Raw arguments.
+    pub args: [u64; 6],
+    /// Thread name at the time of the call.
+    pub comm: [u8; 16],
+    /// [`ev`] flags.
+    pub flags: u32,
+    /// Bytes of blob in the payload.
+    pub blob_len: u32,
+    /// Bytes of the first string in the payload.
+    pub str0_len: u32,
+    /// Bytes of the second string in the payload.
+    pub str1_len: u32,
+}
+
+/// What to capture for one syscall number; written by user space.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallSpec {
+    /// [`spec`] flags; 0 means "count only".
+    pub flags: u32,
+    /// Argument holding a path (`str0`), or [`NO_ARG`].
+    pub str0_arg: u8,
+    /// Argument holding a second path (`str1`), or [`NO_ARG`].
+    pub str1_arg: u8,
+    /// Argument pointing to a binary structure, or [`NO_ARG`].
+    pub blob_arg: u8,
+    /// Argument holding the blob's length (or a pointer to it), or [`NO_ARG`] for `blob_len_max`.
+    pub blob_len_arg: u8,
+    /// Upper bound (and default) of the blob length.
+    pub blob_len_max: u16,
+    /// Argument holding an argv array (`str1`, NUL-separated), or [`NO_ARG`].
+    pub argv_arg: u8,
+    /// Padding.
+    pub _pad: u8,
+}
+
+impl SyscallSpec {
+    /// Count only: nothing streamed.
+    pub const NONE: Self = Self {
+        flags: 0,
+        str0_arg: NO_ARG,
+        str1_arg: NO_ARG,
+        blob_arg: NO_ARG,
+        blob_len_arg: NO_ARG,
+        blob_len_max: 0,
+        argv_arg: NO_ARG,
+        _pad: 0,
+    };
+}
+
+/// A syscall between entry and exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inflight {
+    /// Entry time.
+    pub ts_ns: u64,
+    /// Syscall number.
+    pub nr: u32,
+    /// Target tree id.
+    pub tree: u32,
+    /// Raw arguments (only filled when the syscall is streamed).
+    pub args: [u64; 6],
+}
+
+/// Per-syscall statistics (per CPU; user space sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallStat {
+    /// Calls entered.
+    pub count: u64,
+    /// Calls that returned an error (-4095..-1).
+    pub errors: u64,
+    /// Calls timed from entry to exit.
+    pub timed: u64,
+    /// Sum of timed durations.
+    pub total_ns: u64,
+    /// Shortest timed duration (0 when none).
+    pub min_ns: u64,
+    /// Longest timed duration.
+    pub max_ns: u64,
+    /// Latency histogram, see [`hist_bucket`].
+    pub hist: [u64; HIST_BUCKETS],
+}
+
+impl Default for SyscallStat {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            errors: 0,
+            timed: 0,
+            total_ns: 0,
+            min_ns: 0,
+            max_ns: 0,
+            hist: [0; HIST_BUCKETS],
+        }
+    }
+}
+
+/// Key of the per-thread statistics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcKey {
+    /// Process id.
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// Per-thread, per-syscall statistics (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Calls entered.
+    pub count: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+    /// Sum of timed durations.
+    pub total_ns: u64,
+}
+
+/// Loss not yet reported in the stream (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossPending {
+    /// Records lost.
+    pub count: u64,
+    /// Time of the first lost record.
+    pub first_ts_ns: u64,
+    /// Time of the last lost record.
+    pub last_ts_ns: u64,
+}
+
+/// Marks a gap: `count` records were lost on `hdr.cpu` between the two times.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LostEvent {
+    /// Record header (`tgid`/`tid` are those of the task that found the gap).
+    pub hdr: Header,
+    /// Records lost.
+    pub count: u64,
+    /// Time of the first lost record.
+    pub first_ts_ns: u64,
+    /// Time of the last lost record.
+    pub last_ts_ns: u64,
+}
+
+/// A target created a task (`hdr` is the parent thread).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForkEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Thread id of the new task.
+    pub child_tid: u32,
+    /// Process id of the new task (equals `hdr.tgid` for a thread).
+    pub child_tgid: u32,
+    /// Target tree id.
+    pub tree: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Name of the parent thread.
+    pub comm: [u8; 16],
+}
+
+/// A task executed a program (`hdr` is the task after exec).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Thread id before exec (differs when a non-leader thread executed).
+    pub old_tid: u32,
+    /// Target tree id (0 for watch-mode records of non-targets).
+    pub tree: u32,
+    /// New task name.
+    pub comm: [u8; 16],
+    /// Bytes of `filename` used.
+    pub filename_len: u32,
+    /// Non-zero when `filename` was cut.
+    pub truncated: u32,
+    /// Executed file as given to exec.
+    pub filename: [u8; STR_MAX],
+}
+
+/// A target task exited.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Target tree id.
+    pub tree: u32,
+    /// Non-zero when this was the last thread of the process.
+    pub group_dead: u32,
+    /// Task name.
+    pub comm: [u8; 16],
+}
+
+/// Per-CPU room to build a syscall record and its payload.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Scratch {
+    /// The fixed part.
+    pub ev: SyscallEvent,
+    /// Blob, then str0, then str1.
+    pub payload: [u8; PAYLOAD_MAX],
+}
+
+/// Histogram bucket of a duration: four buckets per power of two.
+#[inline(always)]
+#[must_use]
+pub fn hist_bucket(ns: u64) -> usize {
+    if ns < 4 {
+        return ns as usize;
+    }
+    let log = 63 - ns.leading_zeros() as u64; // >= 2
+    let sub = (ns >> (log - 2)) & 3;
+    let b = (log * 4 + sub) as usize - 4;
+    if b >= HIST_BUCKETS {
+        HIST_BUCKETS - 1
+    } else {
+        b
+    }
+}
+
+/// Lowest duration that falls in bucket `b` (inverse of [`hist_bucket`]).
+#[must_use]
+pub fn hist_bucket_floor(b: usize) -> u64 {
+    if b < 4 {
+        return b as u64;
+    }
+    let b = b as u64 + 4;
+    let log = b / 4;
+    let sub = b % 4;
+    (1u64 << log) | (sub << (log - 2))
+}
+
+const _: () = assert!(core::mem::size_of::<Header>() == 24);
+const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 128);
+const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 12);
+const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+const _: () = assert!(core::mem::size_of::<SyscallStat>() == 48 + 8 * HIST_BUCKETS);
+const _: () = assert!(core::mem::size_of::<ProcKey>() == 16);
+const _: () = assert!(core::mem::size_of::<ProcStat>() == 24);
+const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
+const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
+const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 128 + PAYLOAD_MAX);
+// The payload layout needs room for a full blob and two full strings.
+const _: () = assert!(PAYLOAD_MAX >= 256 + 2 * STR_MAX + STR_MAX);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::{
+        Config, ExecEvent, ExitEvent, ForkEvent, Header, Inflight, LossPending, LostEvent, ProcKey,
+        ProcStat, SyscallEvent, SyscallSpec, SyscallStat,
+    };
+
+    // SAFETY (all impls below): each type is repr(C), Copy, has no implicit
+    // padding (sizes asserted above) and every bit pattern is a valid value.
+    unsafe impl aya::Pod for Config {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for Header {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for SyscallEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for SyscallSpec {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for Inflight {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for SyscallStat {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for ProcKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for ProcStat {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for LossPending {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for LostEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for ForkEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for ExecEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for ExitEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hist_buckets_are_monotonic_and_invert() {
+        let mut last = 0;
+        for ns in [
+            0u64,
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            8,
+            100,
+            1000,
+            4096,
+            1 << 20,
+            1 << 31,
+            u64::MAX,
+        ] {
+            let b = hist_bucket(ns);
+            assert!(b >= last, "bucket of {ns} went down");
+            last = b;
+            if b < HIST_BUCKETS - 1 {
+                assert!(hist_bucket_floor(b) <= ns);
+                assert!(hist_bucket_floor(b + 1) > ns, "ns {ns} b {b}");
+            }
+        }
+        for b in 0..HIST_BUCKETS - 1 {
+            assert_eq!(hist_bucket(hist_bucket_floor(b)), b);
+        }
+    }
+}

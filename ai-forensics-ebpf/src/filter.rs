@@ -1,0 +1,51 @@
+//! Who is traced: the first thing every program asks.
+use ai_forensics_common::{MAX_TREES, config as cfg};
+use aya_ebpf::helpers::bpf_get_current_cgroup_id;
+
+use crate::{
+    config,
+    maps::{CGROUPS, TARGETS},
+};
+
+/// Tree id of `tgid` when it is a target.
+///
+/// `TARGETS` is an array indexed by TGID, so the common "not a target" answer
+/// costs one inlined array load, no hashing.
+#[inline(always)]
+pub fn target_of(tgid: u32) -> Option<u32> {
+    target_entry(tgid).map(|v| (v & 0xffff_ffff) as u32)
+}
+
+/// Raw `TARGETS` value (tree id and flags) when `tgid` is a target.
+#[inline(always)]
+pub fn target_entry(tgid: u32) -> Option<u64> {
+    let c = config::get();
+    if c.flags & cfg::ALL != 0 {
+        return (tgid != c.self_tgid).then_some(1);
+    }
+    if let Some(v) = TARGETS.get(tgid) {
+        let v = *v;
+        if v & 0xffff_ffff != 0 {
+            return Some(v);
+        }
+    }
+    if c.flags & cfg::CGROUP != 0 && tgid != c.self_tgid {
+        // SAFETY: helper without arguments.
+        let cg = unsafe { bpf_get_current_cgroup_id() };
+        // SAFETY: the value is copied out before the map can change.
+        if let Some(tree) = unsafe { CGROUPS.get(&cg) } {
+            let tree = *tree;
+            if tree != 0 && tree < MAX_TREES {
+                let _ = TARGETS.set(tgid, u64::from(tree), 0);
+                return Some(u64::from(tree));
+            }
+        }
+    }
+    None
+}
+
+/// Raw `TARGETS` value of `tgid` (tree id and flags), 0 when not a target.
+#[inline(always)]
+pub fn target_value(tgid: u32) -> u64 {
+    TARGETS.get(tgid).copied().unwrap_or(0)
+}

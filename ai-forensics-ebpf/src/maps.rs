@@ -1,0 +1,53 @@
+//! Every map of the programs. Sizes here are defaults: user space sets the
+//! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
+use ai_forensics_common::{
+    Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat, Scratch, SyscallSpec,
+    SyscallStat, drop,
+};
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+#[map]
+pub static TARGETS: Array<u64> = Array::with_max_entries(1 << 22, 0);
+
+#[map]
+pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);
+
+#[map]
+pub static PROC_STATS: PerCpuHashMap<ProcKey, ProcStat> = PerCpuHashMap::with_max_entries(1, 0);
+
+#[map]
+pub static SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALLS, 0);
+
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 0);
+
+#[map]
+pub static LOSS: PerCpuArray<LossPending> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static LOST_BY_TREE: PerCpuArray<u64> = PerCpuArray::with_max_entries(MAX_TREES, 0);
+
+#[map]
+pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a drop counter.
+#[inline(always)]
+pub fn count_drop(cause: u32) {
+    if let Some(p) = DROPS.get_ptr_mut(cause) {
+        // SAFETY: per-CPU slot; programs run with preemption disabled, so
+        // nothing else writes it concurrently.
+        unsafe { *p += 1 };
+    }
+}

@@ -1,0 +1,3 @@
+//! One hook family per file.
+pub mod process;
+pub mod syscalls;

@@ -1,0 +1,358 @@
+//! `raw_syscalls:sys_enter` / `sys_exit` raw tracepoints (kernel 4.17+).
+//!
+//! ```text
+//! TP_PROTO(struct pt_regs *regs, long id)   // sys_enter
+//! TP_PROTO(struct pt_regs *regs, long ret)  // sys_exit
+//! ```
+//!
+//! Entry counts the call and, when it must be timed or streamed, remembers
+//! it in `INFLIGHT` keyed by thread id. Exit counts errors and latency and
+//! streams the record with the arguments saved at entry and the strings and
+//! structures read from user memory at exit.
+use ai_forensics_common::{
+    Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, SyscallSpec, config as cfg, drop,
+    hist_bucket, kind, spec, target,
+};
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel},
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+
+use crate::{
+    config,
+    emit::{self, Call},
+    filter,
+    maps::{INFLIGHT, PROC_STATS, SPECS, STATS, TARGETS, count_drop},
+};
+
+/// Index (in u64 words) and count of the syscall argument registers in
+/// `struct pt_regs`, and of the syscall number at exit.
+#[cfg(bpf_target_arch = "x86_64")]
+mod regs {
+    // r15 r14 r13 r12 bp bx r11 [r10 r9 r8 ax cx dx si di] orig_ax
+    pub const FIRST: usize = 7;
+    pub const WORDS: usize = 8;
+    pub const NR_WORD: usize = 15;
+    #[inline(always)]
+    pub fn args(w: &[u64; WORDS]) -> [u64; 6] {
+        // di, si, dx, r10, r8, r9
+        [w[7], w[6], w[5], w[0], w[2], w[1]]
+    }
+}
+
+#[cfg(bpf_target_arch = "aarch64")]
+mod regs {
+    // regs[0..31], sp, pc, pstate, orig_x0, syscallno (s32)
+    pub const FIRST: usize = 0;
+    pub const WORDS: usize = 8;
+    pub const NR_WORD: usize = 36;
+    #[inline(always)]
+    pub fn args(w: &[u64; WORDS]) -> [u64; 6] {
+        [w[0], w[1], w[2], w[3], w[4], w[5]]
+    }
+}
+
+/// The six syscall arguments from the saved user registers.
+#[inline(always)]
+fn read_args(regs: *const u64) -> [u64; 6] {
+    let mut w = [0u64; regs::WORDS];
+    // SAFETY: regs is the kernel's pt_regs of the current task; the helper
+    // copies WORDS words of it into the local array.
+    unsafe {
+        bpf_probe_read_kernel(
+            w.as_mut_ptr().cast::<c_void>(),
+            (regs::WORDS * 8) as u32,
+            regs.add(regs::FIRST).cast::<c_void>(),
+        );
+    }
+    regs::args(&w)
+}
+
+/// The syscall number at exit, for calls whose entry was not recorded.
+#[inline(always)]
+fn read_nr(regs: *const u64) -> u64 {
+    let mut nr: u64 = u64::MAX;
+    // SAFETY: reads one word of the current task's pt_regs into a local.
+    unsafe {
+        bpf_probe_read_kernel(
+            (&raw mut nr).cast::<c_void>(),
+            8,
+            regs.add(regs::NR_WORD).cast::<c_void>(),
+        );
+    }
+    #[cfg(bpf_target_arch = "aarch64")]
+    {
+        nr &= 0xffff_ffff;
+    }
+    nr
+}
+
+#[inline(always)]
+fn spec_of(nr: u32) -> SyscallSpec {
+    SPECS.get(nr).copied().unwrap_or(SyscallSpec::NONE)
+}
+
+#[inline(always)]
+fn has_payload(sp: &SyscallSpec) -> bool {
+    sp.str0_arg != NO_ARG || sp.str1_arg != NO_ARG || sp.blob_arg != NO_ARG || sp.argv_arg != NO_ARG
+}
+
+#[inline(always)]
+fn stream(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
+    if has_payload(sp) {
+        emit::syscall_payload(call, args, sp);
+    } else {
+        emit::syscall_plain(call, args);
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn raw_tracepoint_sys_enter(ctx: RawTracePointContext) -> i32 {
+    sys_enter(&ctx);
+    0
+}
+
+#[inline(always)]
+fn sys_enter(ctx: &RawTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let Some(entry) = filter::target_entry(tgid) else {
+        return;
+    };
+    let tree = (entry & 0xffff_ffff) as u32;
+    let id: i64 = ctx.arg(1);
+    if id < 0 || id >= i64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = id as u32;
+    if entry & target::AWAIT_EXEC != 0 {
+        // A launched command before its exec: these calls are ai-forensics'
+        // own set-up. The workload starts with execve.
+        let c = config::get();
+        if nr != c.execve_nr && nr != c.execveat_nr {
+            return;
+        }
+        let _ = TARGETS.set(tgid, entry & !target::AWAIT_EXEC, 0);
+    }
+    if let Some(st) = STATS.get_ptr_mut(nr) {
+        // SAFETY: per-CPU slot, preemption is disabled while programs run.
+        unsafe { (*st).count += 1 };
+    }
+    let c = config::get();
+    if c.flags & cfg::PER_PROC != 0 {
+        proc_count(pid_tgid, nr);
+    }
+    let sp = if c.flags & cfg::EVENTS != 0 {
+        spec_of(nr)
+    } else {
+        SyscallSpec::NONE
+    };
+    let streamed = sp.flags & (spec::EVENT | spec::ENTER_EVENT) != 0;
+    if !streamed && c.flags & cfg::TIMING == 0 {
+        return;
+    }
+    let ts_ns = emit::now();
+    let regs: *const u64 = ctx.arg(0);
+    let args = if streamed { read_args(regs) } else { [0; 6] };
+    if sp.flags & spec::ENTER_EVENT != 0 {
+        let call = Call {
+            kind: kind::SYSCALL_ENTER,
+            pid_tgid,
+            nr,
+            tree,
+            ts_ns,
+            ret: 0,
+            duration_ns: 0,
+        };
+        stream(&call, &args, &sp);
+    }
+    if sp.flags & spec::NO_RETURN != 0 {
+        return;
+    }
+    let inf = Inflight {
+        ts_ns,
+        nr,
+        tree,
+        args,
+    };
+    let tid = pid_tgid as u32;
+    if INFLIGHT.insert(&tid, &inf, 0).is_err() {
+        count_drop(drop::INFLIGHT_FULL);
+    }
+}
+
+#[inline(always)]
+fn proc_count(pid_tgid: u64, nr: u32) {
+    let key = ProcKey {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        nr,
+        _pad: 0,
+    };
+    if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
+        // SAFETY: per-CPU value, preemption is disabled while programs run.
+        unsafe { (*p).count += 1 };
+    } else {
+        let v = ProcStat {
+            count: 1,
+            errors: 0,
+            total_ns: 0,
+        };
+        if PROC_STATS.insert(&key, &v, 0).is_err() {
+            count_drop(drop::PROC_STATS_FULL);
+        }
+    }
+}
+
+#[inline(always)]
+fn is_error(ret: i64) -> bool {
+    (-4095..0).contains(&ret)
+}
+
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn raw_tracepoint_sys_exit(ctx: RawTracePointContext) -> i32 {
+    sys_exit(&ctx);
+    0
+}
+
+#[inline(always)]
+fn sys_exit(ctx: &RawTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let Some(entry) = filter::target_entry(tgid) else {
+        if config::has(cfg::WATCH_OPEN) {
+            watch_open(ctx, pid_tgid);
+        }
+        return;
+    };
+    if entry & target::AWAIT_EXEC != 0 {
+        return;
+    }
+    let tree = (entry & 0xffff_ffff) as u32;
+    let ret: i64 = ctx.arg(1);
+    let tid = pid_tgid as u32;
+    let c = config::get();
+    // SAFETY: the value is copied out before the entry is removed.
+    let inf = unsafe { INFLIGHT.get(&tid) }.copied();
+    let (nr, ts_ns, args, timed) = match inf {
+        Some(i) => {
+            let _ = INFLIGHT.remove(&tid);
+            (u64::from(i.nr), i.ts_ns, i.args, true)
+        }
+        None => (read_nr(ctx.arg(0)), 0, [0; 6], false),
+    };
+    if nr >= u64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = nr as u32;
+    let err = is_error(ret);
+    let duration_ns = if timed {
+        emit::now().saturating_sub(ts_ns)
+    } else {
+        ai_forensics_common::UNTIMED
+    };
+    if let Some(st) = STATS.get_ptr_mut(nr) {
+        // SAFETY: per-CPU slot, preemption is disabled while programs run.
+        let st = unsafe { &mut *st };
+        if err {
+            st.errors += 1;
+        }
+        if timed {
+            st.timed += 1;
+            st.total_ns += duration_ns;
+            if st.min_ns == 0 || duration_ns < st.min_ns {
+                st.min_ns = duration_ns.max(1);
+            }
+            if duration_ns > st.max_ns {
+                st.max_ns = duration_ns;
+            }
+            let b = hist_bucket(duration_ns);
+            if let Some(h) = st.hist.get_mut(b) {
+                *h += 1;
+            }
+        }
+    }
+    if c.flags & cfg::PER_PROC != 0 {
+        let key = ai_forensics_common::ProcKey {
+            tgid,
+            tid,
+            nr,
+            _pad: 0,
+        };
+        if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
+            // SAFETY: per-CPU value, preemption is disabled while programs run.
+            let p = unsafe { &mut *p };
+            if err {
+                p.errors += 1;
+            }
+            if timed {
+                p.total_ns += duration_ns;
+            }
+        }
+    }
+    if c.flags & cfg::EVENTS == 0 || !timed {
+        return;
+    }
+    let sp = spec_of(nr);
+    if sp.flags & spec::EVENT == 0 {
+        return;
+    }
+    let call = Call {
+        kind: kind::SYSCALL,
+        pid_tgid,
+        nr,
+        tree,
+        ts_ns,
+        ret,
+        duration_ns,
+    };
+    if sp.flags & spec::ENTER_EVENT != 0 {
+        // execve: the old image (and the strings in it) is gone at exit; the
+        // entry record carried them.
+        emit::syscall_plain(&call, &args);
+    } else {
+        stream(&call, &args, &sp);
+    }
+}
+
+/// Discover mode: a file opened by a process that is not a target. Only
+/// syscalls flagged `WATCH` in `SPECS` (the open family) are reported, and
+/// only when they succeeded.
+#[inline(always)]
+fn watch_open(ctx: &RawTracePointContext, pid_tgid: u64) {
+    if (pid_tgid >> 32) as u32 == config::get().self_tgid {
+        return;
+    }
+    let ret: i64 = ctx.arg(1);
+    if ret < 0 {
+        return;
+    }
+    let regs: *const u64 = ctx.arg(0);
+    let nr = read_nr(regs);
+    if nr >= u64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = nr as u32;
+    let sp = spec_of(nr);
+    if sp.flags & spec::WATCH == 0 {
+        return;
+    }
+    let args = read_args(regs);
+    let call = Call {
+        kind: kind::WATCH_OPEN,
+        pid_tgid,
+        nr,
+        tree: 0,
+        ts_ns: emit::now(),
+        ret,
+        duration_ns: 0,
+    };
+    let only_path = SyscallSpec {
+        flags: sp.flags,
+        str0_arg: sp.str0_arg,
+        ..SyscallSpec::NONE
+    };
+    emit::syscall_payload(&call, &args, &only_path);
+}

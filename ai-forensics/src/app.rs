@@ -1,0 +1,312 @@
+//! From the command line to a session: validation of every flag (bad input
+//! is refused before any kernel object is touched) and dispatch.
+use std::time::Duration;
+
+use crate::{
+    cli::{Cli, Command, FormatArg, ModeArg, RecordArgs, RunArgs, TargetArgs, TraceArgs},
+    error::{Error, Result},
+    session::{
+        self,
+        options::{Format, Launch, Mode, Options, TargetSpec},
+    },
+    syscall::{Selection, groups, table},
+    target::{launch, select},
+};
+
+/// Runs the command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Trace(t) => trace(t),
+        Command::Run(r) => run_cmd(r),
+        Command::Schema => {
+            print!("{}", crate::output::schema::SCHEMA);
+            Ok(0)
+        }
+        Command::Syscalls => {
+            list_syscalls();
+            Ok(0)
+        }
+    }
+}
+
+fn list_syscalls() {
+    println!("groups:");
+    for (g, members) in groups::GROUPS {
+        let present: Vec<&str> = members
+            .iter()
+            .copied()
+            .filter(|m| table::number(m).is_some())
+            .collect();
+        println!("  {g}: {}", present.join(","));
+    }
+    println!(
+        "  default: {}",
+        groups::Selection::default_set()
+            .numbers
+            .iter()
+            .map(|n| table::display_name(*n))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    println!("syscalls ({}):", std::env::consts::ARCH);
+    for (nr, name) in table::all() {
+        println!("  {nr:>4} {name}");
+    }
+}
+
+/// Parses a size such as `16M`, `256K`, `1G` or `65536`, rounded up to a
+/// power of two of at least one page.
+pub fn parse_size(s: &str) -> Result<u32> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => {
+            let unit = t[i..].trim().to_ascii_uppercase();
+            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                _ => {
+                    return Err(Error::usage(format!(
+                        "--ring-buffer: bad size '{s}' (use e.g. 256K, 16M, 1G)"
+                    )));
+                }
+            };
+            (&t[..i], m)
+        }
+        None => (t, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| {
+        Error::usage(format!(
+            "--ring-buffer: bad size '{s}' (use e.g. 256K, 16M, 1G)"
+        ))
+    })?;
+    let bytes = n.saturating_mul(mult).max(4096).next_power_of_two();
+    if bytes > 1 << 30 {
+        return Err(Error::usage(format!(
+            "--ring-buffer: {s} is larger than the 1G maximum"
+        )));
+    }
+    Ok(bytes as u32)
+}
+
+fn parse_duration(flag: &str, s: &str) -> Result<Duration> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| Error::usage(format!("{flag}: bad duration '{s}': {e}")))?;
+    if d.is_zero() {
+        return Err(Error::usage(format!("{flag}: must be more than zero")));
+    }
+    Ok(d)
+}
+
+fn parse_pid(s: &str) -> Result<u32> {
+    let t = s.trim();
+    match t.parse::<i64>() {
+        Ok(p) if p > 0 && p <= i64::from(i32::MAX) => Ok(p as u32),
+        Ok(_) => Err(Error::usage(format!(
+            "--pid: '{t}' is not a valid process id"
+        ))),
+        Err(_) => Err(Error::usage(format!("--pid: '{t}' is not a number"))),
+    }
+}
+
+fn targets(t: &TargetArgs) -> Result<TargetSpec> {
+    let pids = t
+        .pids
+        .iter()
+        .map(|p| parse_pid(p))
+        .collect::<Result<Vec<_>>>()?;
+    if pids.contains(&1) {
+        return Err(Error::usage(
+            "--pid 1: init is the ancestor of everything; use --all to trace the whole machine",
+        ));
+    }
+    Ok(TargetSpec {
+        pids,
+        all: t.all,
+        selectors: select::Selectors {
+            comm: t
+                .comm
+                .as_deref()
+                .map(|p| select::regex("--comm", p))
+                .transpose()?,
+            exe: t
+                .exe
+                .as_deref()
+                .map(|p| select::regex("--exe", p))
+                .transpose()?,
+            discover: t.discover,
+        },
+        cgroups: t.cgroup.clone(),
+    })
+}
+
+fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Result<Options> {
+    let format = match (r.json, r.format) {
+        (true, _) | (_, Some(FormatArg::Json)) => Some(Format::Json),
+        (_, Some(FormatArg::Text)) => Some(Format::Text),
+        _ => None,
+    };
+    let mode = match r.mode {
+        Some(ModeArg::Count) => Mode::Count,
+        Some(ModeArg::Events) => Mode::Events,
+        None if format.is_some() => Mode::Events,
+        None => Mode::Count,
+    };
+    if mode == Mode::Count && format.is_some() {
+        return Err(Error::usage(
+            "--mode count keeps no events: drop --json/--format, or use --mode events",
+        ));
+    }
+    if r.output.is_some() && format.is_none() {
+        return Err(Error::usage(
+            "--output needs an event stream: add --json or --format text",
+        ));
+    }
+    let selection = match &r.syscalls {
+        Some(list) => Selection::parse(list)?,
+        None => Selection::default_set(),
+    };
+    let mode_format = match (mode, format) {
+        (Mode::Events, None) => None,
+        (_, f) => f,
+    };
+    Ok(Options {
+        targets,
+        launch,
+        mode,
+        selection,
+        format: mode_format,
+        output: r.output.clone(),
+        duration: r
+            .duration
+            .as_deref()
+            .map(|d| parse_duration("--duration", d))
+            .transpose()?,
+        per_process: r.per_process,
+        ring_bytes: parse_size(&r.ring_buffer)?,
+        latency: !r.no_latency,
+        interval: parse_duration("--interval", &r.interval)?,
+        live: !r.no_live,
+        summary: !r.no_summary,
+        top: usize::from(r.top),
+    })
+}
+
+fn trace(t: TraceArgs) -> Result<u8> {
+    let spec = targets(&t.targets)?;
+    if spec.pids.is_empty()
+        && !spec.all
+        && spec.selectors.comm.is_none()
+        && spec.selectors.exe.is_none()
+        && spec.cgroups.is_empty()
+        && !spec.selectors.discover
+    {
+        return Err(Error::usage(
+            "trace: no target; give --pid, --comm, --exe, --cgroup, --discover or --all (or use `ai-forensics run -- CMD`)",
+        ));
+    }
+    let opts = options(&t.record, spec, None)?;
+    Ok(session::run(&opts)?.exit_code)
+}
+
+fn run_cmd(r: RunArgs) -> Result<u8> {
+    if r.command.is_empty() || r.command[0].is_empty() {
+        return Err(Error::usage(
+            "run: no command given (usage: ai-forensics run [OPTIONS] -- CMD [ARGS...])",
+        ));
+    }
+    launch::resolve_program(&r.command[0])?;
+    let creds = match r.user.as_deref() {
+        None => None,
+        Some("") => Some(launch::credentials(&launch::invoking_user()?)?),
+        Some(u) => Some(launch::credentials(u)?),
+    };
+    let opts = options(
+        &r.record,
+        TargetSpec::default(),
+        Some(Launch {
+            argv: r.command.clone(),
+            creds,
+        }),
+    )?;
+    Ok(session::run(&opts)?.exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_size("256k").unwrap(), 256 << 10);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("100").unwrap(), 4096);
+        assert_eq!(parse_size("5000").unwrap(), 8192);
+        assert_eq!(parse_size("3MiB").unwrap(), 4 << 20);
+        assert!(parse_size("2G").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12Q").is_err());
+    }
+
+    #[test]
+    fn pids_and_durations() {
+        assert_eq!(parse_pid("42").unwrap(), 42);
+        assert!(parse_pid("0").is_err());
+        assert!(parse_pid("-5").is_err());
+        assert!(parse_pid("abc").is_err());
+        assert!(parse_pid("99999999999").is_err());
+        assert_eq!(
+            parse_duration("--duration", "1m").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert!(parse_duration("--duration", "0s").is_err());
+        assert!(parse_duration("--duration", "soon").is_err());
+        let t = TargetArgs {
+            pids: vec!["1".into()],
+            ..Default::default()
+        };
+        assert!(targets(&t).unwrap_err().to_string().contains("init"));
+    }
+
+    #[test]
+    fn option_combinations() {
+        let r = RecordArgs {
+            json: true,
+            ring_buffer: "16M".into(),
+            interval: "1s".into(),
+            top: 20,
+            ..Default::default()
+        };
+        let o = options(&r, TargetSpec::default(), None).unwrap();
+        assert_eq!((o.mode, o.format), (Mode::Events, Some(Format::Json)));
+        let bad = RecordArgs {
+            json: true,
+            mode: Some(ModeArg::Count),
+            ring_buffer: "16M".into(),
+            interval: "1s".into(),
+            top: 20,
+            ..Default::default()
+        };
+        assert!(options(&bad, TargetSpec::default(), None).is_err());
+        let out = RecordArgs {
+            output: Some("x".into()),
+            ring_buffer: "16M".into(),
+            interval: "1s".into(),
+            top: 20,
+            ..Default::default()
+        };
+        assert!(options(&out, TargetSpec::default(), None).is_err());
+        let c = RecordArgs {
+            ring_buffer: "16M".into(),
+            interval: "1s".into(),
+            top: 20,
+            ..Default::default()
+        };
+        assert_eq!(
+            options(&c, TargetSpec::default(), None).unwrap().mode,
+            Mode::Count
+        );
+    }
+}

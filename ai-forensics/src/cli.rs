@@ -1,0 +1,203 @@
+//! The command line, as the user typed it (clap derive). `app` resolves it
+//! into session options.
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ai-forensics: flight recorder and kill switch for AI workloads.
+///
+/// Watches, at the syscall boundary and with eBPF, what a training job, an
+/// inference server or an AI agent does: files and model weights it opens
+/// and reads, memory it maps, threads it synchronises, what it writes,
+/// spawns and connects to. Must run as root (or with CAP_BPF+CAP_PERFMON).
+#[derive(Debug, Parser)]
+#[command(name = "ai-forensics", version, max_term_width = 100)]
+pub struct Cli {
+    /// Diagnostics level on stderr (error, warn, info, debug, trace); RUST_LOG works too.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Trace running processes (by PID, name, executable, cgroup, or all).
+    Trace(TraceArgs),
+    /// Launch a command and trace it, with its whole process tree, from its first syscall.
+    Run(RunArgs),
+    /// Print the JSON Lines record schema.
+    Schema,
+    /// List syscall names and the groups accepted by --syscalls.
+    Syscalls,
+}
+
+/// Who to trace.
+#[derive(Debug, Args, Default)]
+pub struct TargetArgs {
+    /// Trace this process, its threads and its descendants (repeatable, or comma-separated).
+    #[arg(short, long = "pid", value_name = "PID", value_delimiter = ',')]
+    pub pids: Vec<String>,
+    /// Trace every process on the machine except ai-forensics itself.
+    #[arg(long)]
+    pub all: bool,
+    /// Trace processes whose name (comm) matches REGEX, running now or started later.
+    #[arg(long, value_name = "REGEX")]
+    pub comm: Option<String>,
+    /// Trace processes whose executable path matches REGEX, running now or started later.
+    #[arg(long, value_name = "REGEX")]
+    pub exe: Option<String>,
+    /// Trace every process in this cgroup v2 directory (repeatable); covers containers.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<PathBuf>,
+    /// Find AI workloads automatically: processes mapping ML runtimes or opening model files.
+    #[arg(long)]
+    pub discover: bool,
+}
+
+/// Event mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// In-kernel aggregates only (lossless, cheapest).
+    Count,
+    /// Stream every selected syscall as an event.
+    Events,
+}
+
+/// Event stream format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// JSON Lines (see `ai-forensics schema`).
+    Json,
+    /// One strace-like line per event.
+    Text,
+}
+
+/// How and what to record.
+#[derive(Debug, Args, Default)]
+pub struct RecordArgs {
+    /// count: per-syscall aggregates in the kernel; events: stream each selected call.
+    /// Default: events when --json/--format is given, else count.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// Syscalls to stream: names and groups (file, memory, sync, process, network, ipc,
+    /// gpu, all, default), comma-separated; `!name` removes one.
+    #[arg(short = 'e', long, value_name = "LIST")]
+    pub syscalls: Option<String>,
+    /// Write events as JSON Lines (same as --format json).
+    #[arg(long)]
+    pub json: bool,
+    /// Event stream format.
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub format: Option<FormatArg>,
+    /// Write the event stream to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Keep and show counts per process and thread.
+    #[arg(long)]
+    pub per_process: bool,
+    /// Ring buffer size (e.g. 256K, 16M, 1G); rounded up to a power of two.
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    pub ring_buffer: String,
+    /// Do not time syscalls (cheaper; no latency columns).
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Live table refresh interval (e.g. 1s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub interval: String,
+    /// No live table on the terminal.
+    #[arg(long)]
+    pub no_live: bool,
+    /// No summary at the end.
+    #[arg(long)]
+    pub no_summary: bool,
+    /// Rows in the live table and in the summary's file list.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub top: u16,
+}
+
+/// `trace` arguments.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Targets.
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Recording.
+    #[command(flatten)]
+    pub record: RecordArgs,
+}
+
+/// `run` arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Recording.
+    #[command(flatten)]
+    pub record: RecordArgs,
+    /// Run the command as USER (default: the user who invoked sudo) instead of root.
+    #[arg(long, value_name = "USER", num_args = 0..=1, default_missing_value = "")]
+    pub user: Option<String>,
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn trace_flags() {
+        let c = Cli::try_parse_from([
+            "ai-forensics",
+            "trace",
+            "--pid",
+            "1,2",
+            "-p",
+            "3",
+            "--json",
+            "-e",
+            "file",
+        ])
+        .unwrap();
+        let Command::Trace(t) = c.command else {
+            panic!()
+        };
+        assert_eq!(t.targets.pids, ["1", "2", "3"]);
+        assert!(t.record.json);
+        assert_eq!(t.record.syscalls.as_deref(), Some("file"));
+        assert_eq!(t.record.ring_buffer, "16M");
+    }
+
+    #[test]
+    fn run_flags() {
+        let c = Cli::try_parse_from(["ai-forensics", "run", "--user", "--", "python3", "-c", "1"])
+            .unwrap();
+        let Command::Run(r) = c.command else { panic!() };
+        assert_eq!(r.user.as_deref(), Some(""));
+        assert_eq!(r.command, ["python3", "-c", "1"]);
+        let c = Cli::try_parse_from(["ai-forensics", "run", "--user", "bob", "--", "x"]).unwrap();
+        let Command::Run(r) = c.command else { panic!() };
+        assert_eq!(r.user.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        assert!(Cli::try_parse_from(["ai-forensics", "trace", "--nope"]).is_err());
+        assert!(
+            Cli::try_parse_from(["ai-forensics", "trace", "--json", "--format", "text"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["ai-forensics", "trace", "--top", "0"]).is_err());
+        assert!(Cli::try_parse_from(["ai-forensics", "trace", "--mode", "fast"]).is_err());
+    }
+}

@@ -1,0 +1,19 @@
+//! ai-forensics: the flight recorder and kill switch for AI workloads.
+//!
+//! Data path: `loader` attaches the kernel programs; `target` decides who is
+//! traced; `reader` drains the ring buffer; `decode` turns bytes into
+//! records; `state` keeps fd and process tables; `aggregate` builds
+//! summaries; `output` writes tables, JSON Lines and text; `session` runs it
+//! all in order; `cli` and `app` are the command line.
+pub mod aggregate;
+pub mod app;
+pub mod cli;
+pub mod decode;
+pub mod error;
+pub mod loader;
+pub mod output;
+pub mod reader;
+pub mod session;
+pub mod state;
+pub mod syscall;
+pub mod target;

@@ -1,0 +1,391 @@
+//! Loading the embedded eBPF object, configuring it for this kernel and this
+//! run, and attaching its programs.
+//!
+//! The object is built by `build.rs` (aya-build) and embedded in the binary,
+//! so the released tool is one file. Links are owned by [`Probes`]: dropping
+//! it (normal exit, error, or panic unwinding) detaches everything, and the
+//! kernel does the same if the process is killed, since nothing is pinned.
+pub mod btf;
+pub mod privilege;
+pub mod tracefs;
+
+use std::{
+    fs,
+    sync::{Arc, Mutex},
+};
+
+use ai_forensics_common::{
+    CONFIG_GLOBAL, Config, MAX_SYSCALLS, ProcKey, ProcStat, SyscallSpec, SyscallStat, drop, maps,
+};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{RawTracePoint, TracePoint},
+};
+
+use crate::error::{Error, Result};
+
+/// The compiled kernel programs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ai-forensics"));
+
+/// Where a program attaches.
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    /// Raw tracepoint by name.
+    Raw(&'static str),
+    /// Classic tracepoint (category, name).
+    Tracepoint(&'static str, &'static str),
+}
+
+/// Program table, in attach order: lifecycle hooks first, so no fork slips
+/// past while the syscall hooks come up.
+const PROGRAMS: &[(&str, Hook)] = &[
+    (
+        "raw_tracepoint_sched_process_fork",
+        Hook::Raw("sched_process_fork"),
+    ),
+    (
+        "tracepoint_sched_process_exec",
+        Hook::Tracepoint("sched", "sched_process_exec"),
+    ),
+    (
+        "tracepoint_sched_process_exit",
+        Hook::Tracepoint("sched", "sched_process_exit"),
+    ),
+    ("raw_tracepoint_sys_exit", Hook::Raw("sys_exit")),
+    ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
+];
+
+/// What to load.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// `ai_forensics_common::config` flags.
+    pub flags: u32,
+    /// Ring buffer size in bytes (a power of two, at least one page).
+    pub ring_bytes: u32,
+    /// Capacity of the in-flight syscall table (threads inside a syscall).
+    pub inflight: u32,
+    /// Capacity of the per-thread statistics table (0 when not kept).
+    pub proc_stats: u32,
+}
+
+/// The loaded, attached programs and their maps.
+pub struct Probes {
+    /// Keeps the programs and their links alive.
+    _ebpf: Ebpf,
+    /// TGID -> tree id of targets (shared with the consumer thread, which
+    /// adds processes matched by selectors).
+    pub targets: Targets,
+    /// Capture spec per syscall number.
+    pub specs: Array<MapData, SyscallSpec>,
+    /// Per-syscall statistics (per CPU).
+    pub stats: PerCpuArray<MapData, SyscallStat>,
+    /// Per-thread statistics (per CPU; one unused slot unless enabled).
+    /// Kept even when unused: the programs hold its fd.
+    pub proc_stats: PerCpuHashMap<MapData, ProcKey, ProcStat>,
+    /// Drop counters (per CPU).
+    pub drops: PerCpuArray<MapData, u64>,
+    /// Lost records per tree (per CPU).
+    pub lost_by_tree: PerCpuArray<MapData, u64>,
+    /// Cgroups whose members are targets.
+    pub cgroups: HashMap<MapData, u64, u32>,
+    /// The event ring buffer, until the reader takes it.
+    pub events: Option<RingBuf<MapData>>,
+    /// Size of `targets` (pid_max).
+    pub pid_max: u32,
+}
+
+fn bpf_err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
+    let full = e.to_string();
+    tracing::debug!("{full}");
+    // Verifier logs are long: keep the first line and the verifier's last
+    // complaint on the one-line error.
+    let mut lines = full.lines().filter(|l| !l.trim().is_empty());
+    let first = lines.next().unwrap_or_default().to_owned();
+    let last = full
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let message = if last == first {
+        first
+    } else {
+        format!("{first} ... {last}")
+    };
+    Error::Bpf {
+        context: context.into(),
+        message,
+    }
+}
+
+/// The kernel's pid_max: TGIDs are below it.
+pub fn pid_max() -> Result<u32> {
+    let s = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .map_err(|e| Error::io("reading /proc/sys/kernel/pid_max", e))?;
+    s.trim()
+        .parse()
+        .map_err(|_| Error::env(format!("unexpected pid_max '{}'", s.trim())))
+}
+
+fn take<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| Error::Runtime(format!("eBPF object has no map {name}")))?;
+    T::try_from(map).map_err(|e| bpf_err(format!("map {name}"), e))
+}
+
+impl Probes {
+    /// Loads the programs with `opts`, attaches them and returns the maps.
+    pub fn load(opts: &LoadOptions) -> Result<Self> {
+        privilege::check()?;
+        privilege::raise_memlock();
+        tracefs::ensure_mounted()?;
+        let pid_max = pid_max()?;
+        let offsets = btf::task_offsets()?;
+        let exit_group_dead_off =
+            tracefs::field_offset("sched", "sched_process_exit", "group_dead")?.unwrap_or(0);
+        let config = Config {
+            flags: opts.flags,
+            self_tgid: std::process::id(),
+            pid_max,
+            exit_group_dead_off,
+            task_pid_off: offsets.pid,
+            task_tgid_off: offsets.tgid,
+            execve_nr: crate::syscall::table::number("execve").unwrap_or(u32::MAX),
+            execveat_nr: crate::syscall::table::number("execveat").unwrap_or(u32::MAX),
+        };
+        tracing::debug!(?config, "loading eBPF programs");
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(CONFIG_GLOBAL, &config, true)
+            .map_max_entries(maps::TARGETS, pid_max)
+            .map_max_entries(maps::EVENTS, opts.ring_bytes)
+            .map_max_entries(maps::INFLIGHT, opts.inflight.max(1))
+            .map_max_entries(maps::PROC_STATS, opts.proc_stats.max(1));
+        let mut ebpf = loader
+            .load(OBJECT)
+            .map_err(|e| bpf_err("loading the eBPF object", e))?;
+
+        let targets = Targets {
+            map: Arc::new(Mutex::new(take(&mut ebpf, maps::TARGETS)?)),
+            pid_max,
+        };
+        let specs = take(&mut ebpf, maps::SPECS)?;
+        let stats = take(&mut ebpf, maps::STATS)?;
+        let proc_stats = take(&mut ebpf, maps::PROC_STATS)?;
+        let drops = take(&mut ebpf, maps::DROPS)?;
+        let lost_by_tree = take(&mut ebpf, maps::LOST_BY_TREE)?;
+        let cgroups = take(&mut ebpf, maps::CGROUPS)?;
+        let events = take(&mut ebpf, maps::EVENTS)?;
+        Ok(Self {
+            _ebpf: ebpf,
+            targets,
+            specs,
+            stats,
+            proc_stats,
+            drops,
+            lost_by_tree,
+            cgroups,
+            events: Some(events),
+            pid_max,
+        })
+    }
+
+    /// Attaches every program. Call after the maps are set up.
+    pub fn attach(&mut self) -> Result<()> {
+        for (name, hook) in PROGRAMS {
+            let prog = self
+                ._ebpf
+                .program_mut(name)
+                .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?;
+            match hook {
+                Hook::Raw(tp) => {
+                    let p: &mut RawTracePoint = prog
+                        .try_into()
+                        .map_err(|e| bpf_err(format!("program {name}"), e))?;
+                    p.load()
+                        .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
+                    p.attach(tp).map_err(|e| {
+                        bpf_err(
+                            format!("attaching raw tracepoint {tp} (kernel support needed)"),
+                            e,
+                        )
+                    })?;
+                }
+                Hook::Tracepoint(cat, tp) => {
+                    let p: &mut TracePoint = prog
+                        .try_into()
+                        .map_err(|e| bpf_err(format!("program {name}"), e))?;
+                    p.load()
+                        .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
+                    p.attach(cat, tp)
+                        .map_err(|e| bpf_err(format!("attaching tracepoint {cat}:{tp}"), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the capture spec of every syscall number.
+    pub fn set_specs(&mut self, specs: &[(u32, SyscallSpec)]) -> Result<()> {
+        for (nr, spec) in specs {
+            if *nr < MAX_SYSCALLS {
+                self.specs
+                    .set(*nr, spec, 0)
+                    .map_err(|e| bpf_err("writing syscall specs", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sum over CPUs of every syscall's statistics, indexed by number.
+    pub fn read_stats(&self) -> Result<Vec<SyscallStat>> {
+        let mut out = vec![SyscallStat::default(); MAX_SYSCALLS as usize];
+        for (nr, slot) in out.iter_mut().enumerate() {
+            let per_cpu = self
+                .stats
+                .get(&(nr as u32), 0)
+                .map_err(|e| bpf_err("reading statistics", e))?;
+            for s in per_cpu.iter() {
+                merge_stat(slot, s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sum over CPUs of each drop counter, indexed by cause.
+    pub fn read_drops(&self) -> Result<[u64; drop::COUNT as usize]> {
+        let mut out = [0u64; drop::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            let v = self
+                .drops
+                .get(&(i as u32), 0)
+                .map_err(|e| bpf_err("reading drop counters", e))?;
+            *slot = v.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Sum over CPUs of the records lost for `tree`.
+    pub fn read_lost_for_tree(&self, tree: u32) -> Result<u64> {
+        let v = self
+            .lost_by_tree
+            .get(&tree, 0)
+            .map_err(|e| bpf_err("reading loss counters", e))?;
+        Ok(v.iter().sum())
+    }
+}
+
+/// Handle on the kernel's target table.
+#[derive(Clone)]
+pub struct Targets {
+    map: Arc<Mutex<Array<MapData, u64>>>,
+    pid_max: u32,
+}
+
+impl Targets {
+    /// Makes `tgid` a target in `tree`.
+    pub fn add(&self, tgid: u32, tree: u32) -> Result<()> {
+        self.add_raw(tgid, u64::from(tree))
+    }
+
+    /// Makes a launched child a target whose syscalls count from its execve.
+    pub fn add_launched(&self, tgid: u32, tree: u32) -> Result<()> {
+        self.add_raw(
+            tgid,
+            u64::from(tree) | ai_forensics_common::target::AWAIT_EXEC,
+        )
+    }
+
+    fn add_raw(&self, tgid: u32, value: u64) -> Result<()> {
+        if tgid >= self.pid_max {
+            return Err(Error::usage(format!(
+                "pid {tgid} is beyond pid_max {}",
+                self.pid_max
+            )));
+        }
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| Error::Runtime("target table lock poisoned".into()))?;
+        map.set(tgid, value, 0)
+            .map_err(|e| bpf_err(format!("adding target {tgid}"), e))
+    }
+
+    /// Whether `tgid` is currently a target in the kernel table.
+    #[must_use]
+    pub fn contains(&self, tgid: u32) -> bool {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&tgid, 0).ok())
+            .is_some_and(|v| v != 0)
+    }
+}
+
+/// Adds one CPU's statistics into a total.
+pub fn merge_stat(total: &mut SyscallStat, s: &SyscallStat) {
+    total.count += s.count;
+    total.errors += s.errors;
+    total.timed += s.timed;
+    total.total_ns += s.total_ns;
+    if s.min_ns != 0 && (total.min_ns == 0 || s.min_ns < total.min_ns) {
+        total.min_ns = s.min_ns;
+    }
+    total.max_ns = total.max_ns.max(s.max_ns);
+    for (t, h) in total.hist.iter_mut().zip(s.hist.iter()) {
+        *t += h;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_stats() {
+        let mut t = SyscallStat::default();
+        let mut a = SyscallStat {
+            count: 3,
+            errors: 1,
+            timed: 3,
+            total_ns: 30,
+            min_ns: 5,
+            max_ns: 15,
+            ..Default::default()
+        };
+        a.hist[4] = 3;
+        let b = SyscallStat {
+            count: 2,
+            timed: 2,
+            total_ns: 8,
+            min_ns: 3,
+            max_ns: 5,
+            ..Default::default()
+        };
+        merge_stat(&mut t, &a);
+        merge_stat(&mut t, &b);
+        merge_stat(&mut t, &SyscallStat::default());
+        assert_eq!(
+            (t.count, t.errors, t.timed, t.total_ns, t.min_ns, t.max_ns),
+            (5, 1, 5, 38, 3, 15)
+        );
+        assert_eq!(t.hist[4], 3);
+    }
+
+    #[test]
+    fn bpf_error_is_one_line() {
+        let e = bpf_err(
+            "verifying x",
+            "load failed\nline 1\n\nR1 invalid mem access\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "verifying x: load failed ... R1 invalid mem access"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+}

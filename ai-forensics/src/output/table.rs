@@ -1,0 +1,301 @@
+//! Human tables: the live per-syscall view and the final summary (in the
+//! layout of `strace -c`, plus latency columns).
+use std::fmt::Write as _;
+
+use crate::{
+    aggregate::{activity::Activity, syscalls::Row},
+    decode::{escape, flags},
+    state::procs::Processes,
+};
+
+fn us(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1000.0)
+}
+
+/// Bytes in a short human form.
+#[must_use]
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The per-syscall table, `limit` rows at most (0 = all).
+#[must_use]
+pub fn syscalls(rows: &[Row], limit: usize) -> String {
+    let total_ns: u64 = rows.iter().map(|r| r.total_ns).sum();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>6} {:>11} {:>11} {:>10} {:>9} {:>9} {:>10} {:>10} syscall",
+        "% time", "seconds", "usecs/call", "calls", "errors", "min(us)", "max(us)", "p99(us)"
+    );
+    let _ = writeln!(
+        out,
+        "------ ----------- ----------- ---------- --------- --------- ---------- ---------- ----------------"
+    );
+    let n = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    for r in &rows[..n] {
+        let pct = if total_ns > 0 {
+            100.0 * r.total_ns as f64 / total_ns as f64
+        } else {
+            0.0
+        };
+        let errors = if r.errors > 0 {
+            r.errors.to_string()
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "{pct:>6.2} {:>11.6} {:>11} {:>10} {errors:>9} {:>9} {:>10} {:>10} {}",
+            r.total_ns as f64 / 1e9,
+            if r.timed > 0 {
+                us(r.avg_ns)
+            } else {
+                "-".into()
+            },
+            r.count,
+            if r.timed > 0 {
+                us(r.min_ns)
+            } else {
+                "-".into()
+            },
+            if r.timed > 0 {
+                us(r.max_ns)
+            } else {
+                "-".into()
+            },
+            if r.timed > 0 {
+                us(r.p99_ns)
+            } else {
+                "-".into()
+            },
+            r.syscall
+        );
+    }
+    if n < rows.len() {
+        let _ = writeln!(out, "{:>47} ({} more)", "...", rows.len() - n);
+    }
+    let calls: u64 = rows.iter().map(|r| r.count).sum();
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    let _ = writeln!(
+        out,
+        "------ ----------- ----------- ---------- --------- --------- ---------- ---------- ----------------"
+    );
+    let _ = writeln!(
+        out,
+        "100.00 {:>11.6} {:>11} {calls:>10} {:>9} {:>9} {:>10} {:>10} total",
+        total_ns as f64 / 1e9,
+        "",
+        if errors > 0 {
+            errors.to_string()
+        } else {
+            String::new()
+        },
+        "",
+        "",
+        ""
+    );
+    out
+}
+
+/// Files, memory, futex and network sections.
+#[must_use]
+pub fn activity(a: &Activity, top: usize) -> String {
+    let mut out = String::new();
+    if !a.files.is_empty() {
+        let mut files: Vec<_> = a.files.iter().collect();
+        files.sort_by(|x, y| {
+            (y.1.bytes_read + y.1.bytes_written + y.1.bytes_mapped)
+                .cmp(&(x.1.bytes_read + x.1.bytes_written + x.1.bytes_mapped))
+                .then(y.1.opens.cmp(&x.1.opens))
+        });
+        let _ = writeln!(
+            out,
+            "\nfiles ({} distinct, top {} by bytes)",
+            a.files.len(),
+            top.min(files.len())
+        );
+        let _ = writeln!(
+            out,
+            "{:>6} {:>6} {:>12} {:>12} {:>12}  path",
+            "opens", "errors", "read", "written", "mapped"
+        );
+        for (p, f) in files.iter().take(top) {
+            let _ = writeln!(
+                out,
+                "{:>6} {:>6} {:>12} {:>12} {:>12}  {}",
+                f.opens,
+                f.open_errors,
+                bytes(f.bytes_read),
+                bytes(f.bytes_written),
+                bytes(f.bytes_mapped),
+                escape::escape(p)
+            );
+        }
+    }
+    if !a.memory.is_empty() {
+        let _ = writeln!(out, "\nmemory");
+        let _ = writeln!(
+            out,
+            "{:>8} {:>12} {:>8} {:>12} {:>12}  largest map",
+            "pid", "peak heap", "maps", "mapped", "unmapped"
+        );
+        for (pid, m) in &a.memory {
+            let largest = m
+                .largest
+                .first()
+                .map_or_else(String::new, |(len, f, prot)| {
+                    format!(
+                        "{} {} {}",
+                        bytes(*len),
+                        flags::prot(*prot),
+                        f.as_deref()
+                            .map_or_else(|| "[anonymous]".to_owned(), escape::escape)
+                    )
+                });
+            let _ = writeln!(
+                out,
+                "{pid:>8} {:>12} {:>8} {:>12} {:>12}  {largest}",
+                bytes(Activity::peak_heap(m)),
+                m.maps,
+                bytes(m.mapped_total),
+                bytes(m.unmapped_total)
+            );
+        }
+    }
+    if a.futex.calls > 0 {
+        let f = &a.futex;
+        let _ = writeln!(
+            out,
+            "\nfutex: {} calls, {} waits ({:.6} s waiting, {} timed out), {} wakes",
+            f.calls,
+            f.waits,
+            f.wait_ns as f64 / 1e9,
+            f.timeouts,
+            f.wakes
+        );
+    }
+    if !a.endpoints.is_empty() {
+        let _ = writeln!(out, "\nnetwork");
+        let _ = writeln!(
+            out,
+            "{:>8} {:>6} {:>7} {:>12} {:>12}  endpoint",
+            "connects", "binds", "accepts", "sent", "received"
+        );
+        for (ep, e) in &a.endpoints {
+            let _ = writeln!(
+                out,
+                "{:>8} {:>6} {:>7} {:>12} {:>12}  {ep}",
+                e.connects,
+                e.binds,
+                e.accepts,
+                bytes(e.bytes_sent),
+                bytes(e.bytes_received)
+            );
+        }
+    }
+    out
+}
+
+/// The process tree, one line per process, children indented under parents.
+#[must_use]
+pub fn process_tree(procs: &Processes, counts: &dyn Fn(u32) -> Option<(u64, u64)>) -> String {
+    let mut out = String::new();
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    let roots: Vec<u32> = procs
+        .iter()
+        .filter(|p| p.ppid.is_none_or(|pp| !pids.contains(&pp)))
+        .map(|p| p.pid)
+        .collect();
+    let mut stack: Vec<(u32, usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((pid, depth)) = stack.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let Some(p) = procs.get(pid) else { continue };
+        let exe = p.exe.as_deref().map_or_else(String::new, escape::escape);
+        let calls = counts(pid).map_or_else(String::new, |(c, e)| format!(" calls={c} errors={e}"));
+        let reason = p
+            .reason
+            .as_deref()
+            .map_or_else(String::new, |r| format!(" [{r}]"));
+        let _ = writeln!(
+            out,
+            "{:indent$}{} {} threads={} {exe}{calls}{reason}",
+            "",
+            p.pid,
+            escape::escape(&p.comm),
+            p.threads.len(),
+            indent = depth * 2
+        );
+        let mut kids: Vec<u32> = procs
+            .iter()
+            .filter(|c| c.ppid == Some(pid) && c.pid != pid)
+            .map(|c| c.pid)
+            .collect();
+        kids.sort_unstable();
+        for k in kids.into_iter().rev() {
+            stack.push((k, depth + 1));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_totals() {
+        let rows = vec![
+            Row {
+                syscall: "read".into(),
+                nr: 0,
+                count: 10,
+                errors: 1,
+                timed: 10,
+                total_ns: 3000,
+                min_ns: 100,
+                avg_ns: 300,
+                max_ns: 900,
+                p99_ns: 900,
+            },
+            Row {
+                syscall: "getppid".into(),
+                nr: 110,
+                count: 5,
+                errors: 0,
+                timed: 0,
+                total_ns: 0,
+                min_ns: 0,
+                avg_ns: 0,
+                max_ns: 0,
+                p99_ns: 0,
+            },
+        ];
+        let t = syscalls(&rows, 0);
+        assert!(t.contains(" read\n"));
+        assert!(t.lines().last().unwrap().contains("15"));
+        assert!(t.lines().last().unwrap().ends_with("total"));
+        let one = syscalls(&rows, 1);
+        assert!(one.contains("(1 more)"));
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12), "12 B");
+    }
+}

@@ -1,0 +1,272 @@
+//! The end-of-session summary (text and JSON) and the live table.
+use std::{collections::BTreeMap, fmt::Write as _, io::Write as _};
+
+use ai_forensics_common::{ProcKey, ProcStat, SyscallStat, drop};
+use serde_json::{Value, json};
+
+use super::{
+    consumer::{Consumer, Shared},
+    options::{Mode, Options},
+};
+use crate::{aggregate::syscalls, loader::Probes, output::table, syscall::table as systable};
+
+/// Per-thread, per-syscall totals from the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadRow {
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// Calls.
+    pub count: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Time.
+    pub total_ns: u64,
+}
+
+/// Reads the per-thread statistics table.
+#[must_use]
+pub fn read_per_thread(probes: &Probes) -> Vec<ThreadRow> {
+    let mut out = Vec::new();
+    for item in probes.proc_stats.iter() {
+        let Ok((k, v)): Result<(ProcKey, aya::maps::PerCpuValues<ProcStat>), _> = item else {
+            continue;
+        };
+        let (mut count, mut errors, mut total_ns) = (0, 0, 0);
+        for s in v.iter() {
+            count += s.count;
+            errors += s.errors;
+            total_ns += s.total_ns;
+        }
+        out.push(ThreadRow {
+            pid: k.tgid,
+            tid: k.tid,
+            nr: k.nr,
+            count,
+            errors,
+            total_ns,
+        });
+    }
+    out.sort_by_key(|r| (r.pid, r.tid, r.nr));
+    out
+}
+
+const DROP_NAMES: [&str; drop::COUNT as usize] = [
+    "ringbuf_full",
+    "inflight_full",
+    "proc_stats_full",
+    "targets_range",
+    "watch_ringbuf_full",
+    "reserved5",
+    "reserved6",
+    "reserved7",
+];
+
+/// Everything the summary is made of.
+pub struct Report<'a> {
+    /// Options of the session.
+    pub opts: &'a Options,
+    /// Kernel per-syscall statistics.
+    pub stats: &'a [SyscallStat],
+    /// Kernel drop counters.
+    pub drops: [u64; drop::COUNT as usize],
+    /// Consumer counters.
+    pub shared: &'a Shared,
+    /// Records the reader took from the ring buffer.
+    pub reader_records: u64,
+    /// Per-thread statistics.
+    pub per_thread: &'a [ThreadRow],
+    /// Session length.
+    pub elapsed_ns: u64,
+    /// Wait status of the launched command.
+    pub child_status: Option<i32>,
+}
+
+fn status_json(st: Option<i32>) -> Value {
+    match st {
+        Some(s) if libc::WIFEXITED(s) => json!({"exited": libc::WEXITSTATUS(s)}),
+        Some(s) if libc::WIFSIGNALED(s) => json!({"signaled": libc::WTERMSIG(s)}),
+        _ => Value::Null,
+    }
+}
+
+impl Report<'_> {
+    fn lost_total(&self) -> u64 {
+        self.drops[drop::RINGBUF_FULL as usize] + self.drops[drop::WATCH_RINGBUF_FULL as usize]
+    }
+
+    /// The `summary` JSON record's detail.
+    #[must_use]
+    pub fn json(&self, c: &Consumer) -> Value {
+        let rows = syscalls::rows(self.stats);
+        let drops: BTreeMap<&str, u64> = DROP_NAMES
+            .iter()
+            .zip(self.drops.iter())
+            .filter(|(n, _)| !n.starts_with("reserved"))
+            .map(|(n, v)| (*n, *v))
+            .collect();
+        let mut per_thread: Vec<Value> = Vec::new();
+        let mut by_thread: BTreeMap<(u32, u32), BTreeMap<String, Value>> = BTreeMap::new();
+        for r in self.per_thread {
+            by_thread.entry((r.pid, r.tid)).or_default().insert(
+                systable::display_name(r.nr),
+                json!({"count": r.count, "errors": r.errors, "total_ns": r.total_ns}),
+            );
+        }
+        for ((pid, tid), m) in by_thread {
+            per_thread.push(json!({"pid": pid, "tid": tid, "syscalls": m}));
+        }
+        json!({
+            "elapsed_ns": self.elapsed_ns,
+            "syscalls": rows,
+            "total_calls": rows.iter().map(|r| r.count).sum::<u64>(),
+            "total_errors": rows.iter().map(|r| r.errors).sum::<u64>(),
+            "activity": (self.opts.mode == Mode::Events).then(|| c.activity.json(self.opts.top)),
+            "processes": c.procs.iter().map(crate::state::procs::Process::json).collect::<Vec<_>>(),
+            "per_thread": per_thread,
+            "records": self.reader_records,
+            "loss": {
+                "kernel_drops": drops,
+                "lost_events": self.lost_total(),
+                "lost_reported_in_stream": self.shared.lost_reported,
+                "decode_errors": self.shared.decode_errors,
+                "fd_table_evictions": c.fds.evicted,
+                "process_table_evictions": c.procs.evicted,
+                "aggregate_overflow": c.activity.overflowed,
+            },
+            "exit_status": status_json(self.child_status),
+        })
+    }
+
+    /// The text summary.
+    #[must_use]
+    pub fn text(&self, c: &Consumer) -> String {
+        let mut out = String::new();
+        let rows = syscalls::rows(self.stats);
+        let nprocs = c.procs.iter().count();
+        let nthreads: usize = c.procs.iter().map(|p| p.threads.len()).sum();
+        let _ = writeln!(
+            out,
+            "\nai-forensics: {} process{}, {} thread{}, {:.3} s, {} syscalls",
+            nprocs,
+            if nprocs == 1 { "" } else { "es" },
+            nthreads,
+            if nthreads == 1 { "" } else { "s" },
+            self.elapsed_ns as f64 / 1e9,
+            rows.iter().map(|r| r.count).sum::<u64>()
+        );
+        out.push_str(&table::syscalls(&rows, 0));
+        if self.opts.mode == Mode::Events {
+            out.push_str(&table::activity(&c.activity, self.opts.top));
+        }
+        if self.opts.per_process || nprocs > 1 {
+            let mut totals: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+            for r in self.per_thread {
+                let t = totals.entry(r.pid).or_default();
+                t.0 += r.count;
+                t.1 += r.errors;
+            }
+            let _ = writeln!(out, "\nprocesses");
+            out.push_str(&table::process_tree(&c.procs, &|pid| {
+                totals.get(&pid).copied()
+            }));
+            if self.opts.per_process {
+                let _ = writeln!(out, "\nper thread");
+                let _ = writeln!(
+                    out,
+                    "{:>8} {:>8} {:>10} {:>8}  top syscalls",
+                    "pid", "tid", "calls", "errors"
+                );
+                let mut by: BTreeMap<(u32, u32), Vec<&ThreadRow>> = BTreeMap::new();
+                for r in self.per_thread {
+                    by.entry((r.pid, r.tid)).or_default().push(r);
+                }
+                for ((pid, tid), mut v) in by {
+                    v.sort_by(|a, b| b.count.cmp(&a.count));
+                    let calls: u64 = v.iter().map(|r| r.count).sum();
+                    let errors: u64 = v.iter().map(|r| r.errors).sum();
+                    let top: Vec<String> = v
+                        .iter()
+                        .take(4)
+                        .map(|r| format!("{}={}", systable::display_name(r.nr), r.count))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "{pid:>8} {tid:>8} {calls:>10} {errors:>8}  {}",
+                        top.join(" ")
+                    );
+                }
+            }
+        }
+        let lost = self.lost_total();
+        let other: u64 = self.drops.iter().sum::<u64>() - lost;
+        if self.opts.mode == Mode::Events || lost > 0 || other > 0 {
+            let _ = writeln!(
+                out,
+                "\nevents: {} records read, {} lost in the kernel (ring buffer full){}{}",
+                self.reader_records,
+                lost,
+                if other > 0 {
+                    format!(
+                        ", other drops: {}",
+                        DROP_NAMES
+                            .iter()
+                            .zip(self.drops.iter())
+                            .skip(1)
+                            .filter(|(_, v)| **v > 0)
+                            .map(|(n, v)| format!("{n}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                } else {
+                    String::new()
+                },
+                if lost > 0 {
+                    "; the syscall counts above are exact regardless"
+                } else {
+                    ""
+                }
+            );
+        }
+        if let Some(st) = self.child_status {
+            if libc::WIFEXITED(st) {
+                let _ = writeln!(out, "workload exited with status {}", libc::WEXITSTATUS(st));
+            } else if libc::WIFSIGNALED(st) {
+                let _ = writeln!(out, "workload killed by signal {}", libc::WTERMSIG(st));
+            }
+        }
+        out
+    }
+}
+
+/// Redraws the live table on stderr.
+pub fn live(
+    opts: &Options,
+    delta: &[SyscallStat],
+    total: &[SyscallStat],
+    sh: &Shared,
+    elapsed_ns: u64,
+) {
+    let rows = syscalls::rows(delta);
+    let totals = syscalls::rows(total);
+    let calls: u64 = totals.iter().map(|r| r.count).sum();
+    let mut s = String::new();
+    s.push_str("\x1b[H\x1b[2J");
+    let _ = writeln!(
+        s,
+        "ai-forensics  {:.0}s  processes alive: {}  syscalls: {}  events: {}  lost: {}   (last {:.1}s; Ctrl-C to stop)",
+        elapsed_ns as f64 / 1e9,
+        sh.live,
+        calls,
+        sh.records,
+        sh.lost_reported,
+        opts.interval.as_secs_f64()
+    );
+    s.push_str(&table::syscalls(&rows, opts.top));
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(s.as_bytes());
+    let _ = err.flush();
+}

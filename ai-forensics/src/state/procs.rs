@@ -1,0 +1,353 @@
+//! The process table: identity and lineage of every traced process.
+//!
+//! Filled from `/proc` at attach time and from the kernel's fork, exec and
+//! exit records afterwards, so short-lived processes keep an identity even
+//! when `/proc` no longer has them. Bounded like the fd tables.
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::{
+    decode::{Exec, Exit, Fork, escape},
+    target::procfs,
+};
+
+/// Most processes remembered (exited ones are forgotten first).
+pub const MAX_PROCESSES: usize = 65_536;
+
+/// How the process came under tracing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Started by `ai-forensics run`.
+    Launched,
+    /// Found running when tracing began.
+    Attached,
+    /// Created by a traced process.
+    Forked,
+    /// Matched a selector (name, executable, cgroup, discovery) later.
+    Matched,
+}
+
+impl Origin {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Launched => "launched",
+            Self::Attached => "attached",
+            Self::Forked => "forked",
+            Self::Matched => "matched",
+        }
+    }
+}
+
+/// One process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: Option<u32>,
+    /// Target tree.
+    pub tree: u32,
+    /// Name.
+    pub comm: Vec<u8>,
+    /// Executable.
+    pub exe: Option<Vec<u8>>,
+    /// Command line.
+    pub cmdline: Vec<Vec<u8>>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// cgroup v2 path.
+    pub cgroup: Option<String>,
+    /// Container id from the cgroup path.
+    pub container: Option<String>,
+    /// Monotonic time it was first seen (fork time for forked ones).
+    pub start_ns: Option<u64>,
+    /// Monotonic time its last thread exited.
+    pub exit_ns: Option<u64>,
+    /// Threads seen.
+    pub threads: BTreeSet<u32>,
+    /// How it came under tracing.
+    pub origin: Origin,
+    /// Why it is traced (selector match, discovery reason).
+    pub reason: Option<String>,
+}
+
+impl Process {
+    fn new(pid: u32, tree: u32, origin: Origin) -> Self {
+        Self {
+            pid,
+            ppid: None,
+            tree,
+            comm: Vec::new(),
+            exe: None,
+            cmdline: Vec::new(),
+            uid: None,
+            cgroup: None,
+            container: None,
+            start_ns: None,
+            exit_ns: None,
+            threads: BTreeSet::from([pid]),
+            origin,
+            reason: None,
+        }
+    }
+
+    fn fill_from_proc(&mut self) {
+        if let Some(i) = procfs::info(self.pid) {
+            self.ppid = self.ppid.or(i.ppid);
+            if !i.comm.is_empty() {
+                self.comm = i.comm;
+            }
+            self.exe = i.exe.or(self.exe.take());
+            if !i.cmdline.is_empty() {
+                self.cmdline = i.cmdline;
+            }
+            self.uid = i.uid;
+            self.container = i.cgroup.as_deref().and_then(procfs::container_id);
+            self.cgroup = i.cgroup;
+        }
+    }
+
+    /// JSON identity record.
+    #[must_use]
+    pub fn json(&self) -> Value {
+        json!({
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "tree": self.tree,
+            "comm": escape::escape(&self.comm),
+            "exe": self.exe.as_deref().map(escape::escape),
+            "cmdline": self.cmdline.iter().map(|a| escape::escape(a)).collect::<Vec<_>>(),
+            "uid": self.uid,
+            "cgroup": self.cgroup.as_deref().map(|c| escape::escape(c.as_bytes())),
+            "container": self.container,
+            "start_ns": self.start_ns,
+            "exit_ns": self.exit_ns,
+            "threads": self.threads.len(),
+            "origin": self.origin.as_str(),
+            "reason": self.reason,
+        })
+    }
+}
+
+/// All processes, plus the set still alive.
+#[derive(Debug, Default)]
+pub struct Processes {
+    map: BTreeMap<u32, Process>,
+    live: BTreeSet<u32>,
+    /// Processes forgotten because of the bound.
+    pub evicted: u64,
+}
+
+impl Processes {
+    /// The process with id `pid`.
+    #[must_use]
+    pub fn get(&self, pid: u32) -> Option<&Process> {
+        self.map.get(&pid)
+    }
+
+    /// Every process, by pid.
+    pub fn iter(&self) -> impl Iterator<Item = &Process> {
+        self.map.values()
+    }
+
+    /// Pids of processes believed alive.
+    #[must_use]
+    pub fn live(&self) -> &BTreeSet<u32> {
+        &self.live
+    }
+
+    fn make_room(&mut self) {
+        if self.map.len() < MAX_PROCESSES {
+            return;
+        }
+        let victim = self
+            .map
+            .values()
+            .filter(|p| p.exit_ns.is_some())
+            .min_by_key(|p| p.exit_ns)
+            .map(|p| p.pid);
+        if let Some(v) = victim.or_else(|| self.map.keys().next().copied()) {
+            self.map.remove(&v);
+            self.live.remove(&v);
+            self.evicted += 1;
+        }
+    }
+
+    /// A process found running or launched: identity from `/proc`.
+    pub fn observe(&mut self, pid: u32, tree: u32, origin: Origin, ts_ns: Option<u64>) -> &Process {
+        if !self.map.contains_key(&pid) {
+            self.make_room();
+            let mut p = Process::new(pid, tree, origin);
+            p.start_ns = ts_ns;
+            p.fill_from_proc();
+            for t in procfs::threads(pid) {
+                p.threads.insert(t);
+            }
+            self.map.insert(pid, p);
+        }
+        self.live.insert(pid);
+        &self.map[&pid]
+    }
+
+    /// Records why `pid` is traced.
+    pub fn set_reason(&mut self, pid: u32, reason: String) {
+        if let Some(p) = self.map.get_mut(&pid) {
+            p.reason = Some(reason);
+        }
+    }
+
+    /// A fork record. Returns true for a new process (not a thread).
+    pub fn fork(&mut self, f: &Fork) -> bool {
+        if f.is_thread() {
+            if let Some(p) = self.map.get_mut(&f.tgid) {
+                p.threads.insert(f.child_tid);
+            }
+            return false;
+        }
+        self.make_room();
+        let parent = self.map.get(&f.tgid).cloned();
+        let mut p = Process::new(f.child_tgid, f.tree, Origin::Forked);
+        p.ppid = Some(f.tgid);
+        p.start_ns = Some(f.ts_ns);
+        p.comm = f.comm.clone();
+        if let Some(parent) = parent {
+            p.exe = parent.exe;
+            p.cmdline = parent.cmdline;
+            p.uid = parent.uid;
+            p.cgroup = parent.cgroup;
+            p.container = parent.container;
+        }
+        self.map.insert(f.child_tgid, p);
+        self.live.insert(f.child_tgid);
+        true
+    }
+
+    /// An exec record: the new program's identity.
+    pub fn exec(&mut self, e: &Exec, origin: Origin) {
+        if !self.map.contains_key(&e.tgid) {
+            self.make_room();
+            let mut p = Process::new(e.tgid, e.tree, origin);
+            p.start_ns = Some(e.ts_ns);
+            self.map.insert(e.tgid, p);
+        }
+        self.live.insert(e.tgid);
+        let Some(p) = self.map.get_mut(&e.tgid) else {
+            return;
+        };
+        p.comm = e.comm.clone();
+        p.exe = Some(e.filename.clone());
+        // The new command line and resolved executable are in /proc now.
+        if let Some(i) = procfs::info(e.tgid) {
+            if !i.cmdline.is_empty() {
+                p.cmdline = i.cmdline;
+            }
+            if let Some(exe) = i.exe {
+                p.exe = Some(exe);
+            }
+            p.uid = i.uid.or(p.uid);
+        }
+        if e.old_tid != e.tid {
+            p.threads.retain(|t| *t == e.tid);
+        }
+    }
+
+    /// Sets the argv recorded by an execve entry record.
+    pub fn set_cmdline(&mut self, pid: u32, argv: Vec<Vec<u8>>) {
+        if let Some(p) = self.map.get_mut(&pid) {
+            p.cmdline = argv;
+        }
+    }
+
+    /// An exit record. Returns true when the whole process is gone.
+    pub fn exit(&mut self, e: &Exit) -> bool {
+        if let Some(p) = self.map.get_mut(&e.tgid) {
+            p.threads.insert(e.tid);
+            if e.group_dead {
+                p.exit_ns = Some(e.ts_ns);
+            }
+        }
+        if e.group_dead {
+            self.live.remove(&e.tgid);
+        }
+        e.group_dead
+    }
+
+    /// A thread seen in a syscall record.
+    pub fn saw_thread(&mut self, tgid: u32, tid: u32, comm: &[u8]) {
+        if let Some(p) = self.map.get_mut(&tgid) {
+            if p.threads.len() < 65_536 {
+                p.threads.insert(tid);
+            }
+            if tid == tgid && p.comm.is_empty() {
+                p.comm = comm.to_vec();
+            }
+        }
+    }
+
+    /// Forgets live processes whose exit record was lost (they no longer
+    /// exist in `/proc`). Returns how many.
+    pub fn reap_vanished(&mut self, now_ns: u64) -> usize {
+        let gone: Vec<u32> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|p| !procfs::alive(*p))
+            .collect();
+        for p in &gone {
+            self.live.remove(p);
+            if let Some(proc_) = self.map.get_mut(p)
+                && proc_.exit_ns.is_none()
+            {
+                proc_.exit_ns = Some(now_ns);
+            }
+        }
+        gone.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fork(parent: u32, child: u32, tid: u32) -> Fork {
+        Fork {
+            ts_ns: 10,
+            tgid: parent,
+            tid: parent,
+            child_tid: tid,
+            child_tgid: child,
+            tree: 1,
+            comm: b"p".to_vec(),
+        }
+    }
+
+    #[test]
+    fn lineage() {
+        let mut ps = Processes::default();
+        assert!(ps.fork(&fork(4_000_000, 4_000_001, 4_000_001)));
+        assert!(!ps.fork(&fork(4_000_001, 4_000_001, 4_000_002)));
+        let c = ps.get(4_000_001).unwrap();
+        assert_eq!(c.ppid, Some(4_000_000));
+        assert_eq!(c.threads.len(), 2);
+        assert!(ps.live().contains(&4_000_001));
+        let thread_exit = Exit {
+            ts_ns: 20,
+            tgid: 4_000_001,
+            tid: 4_000_002,
+            tree: 1,
+            group_dead: false,
+            comm: vec![],
+        };
+        assert!(!ps.exit(&thread_exit));
+        assert!(ps.live().contains(&4_000_001));
+        let exit = Exit {
+            group_dead: true,
+            tid: 4_000_001,
+            ..thread_exit
+        };
+        assert!(ps.exit(&exit));
+        assert!(!ps.live().contains(&4_000_001));
+        assert_eq!(ps.get(4_000_001).unwrap().exit_ns, Some(20));
+    }
+}
