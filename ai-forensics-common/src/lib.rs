@@ -471,8 +471,9 @@ mod pod {
         ProcStat, SyscallEvent, SyscallSpec, SyscallStat,
     };
 
-    // SAFETY (all impls below): each type is repr(C), Copy, has no implicit
-    // padding (sizes asserted above) and every bit pattern is a valid value.
+    // Each type below is repr(C), Copy, has no implicit padding (sizes are
+    // asserted above) and every bit pattern is a valid value.
+    // SAFETY: see above.
     unsafe impl aya::Pod for Config {}
     // SAFETY: see above.
     unsafe impl aya::Pod for Header {}

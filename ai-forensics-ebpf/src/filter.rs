@@ -33,7 +33,7 @@ pub fn target_entry(tgid: u32) -> Option<u64> {
         // SAFETY: helper without arguments.
         let cg = unsafe { bpf_get_current_cgroup_id() };
         // SAFETY: the value is copied out before the map can change.
-        if let Some(tree) = unsafe { CGROUPS.get(&cg) } {
+        if let Some(tree) = unsafe { CGROUPS.get(cg) } {
             let tree = *tree;
             if tree != 0 && tree < MAX_TREES {
                 let _ = TARGETS.set(tgid, u64::from(tree), 0);

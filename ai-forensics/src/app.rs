@@ -153,9 +153,9 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         None if format.is_some() => Mode::Events,
         None => Mode::Count,
     };
-    if mode == Mode::Count && format.is_some() {
+    if mode == Mode::Count && format == Some(Format::Text) {
         return Err(Error::usage(
-            "--mode count keeps no events: drop --json/--format, or use --mode events",
+            "--mode count keeps no events: --format text needs --mode events (--json gives the summary record)",
         ));
     }
     if r.output.is_some() && format.is_none() {
@@ -281,8 +281,18 @@ mod tests {
         };
         let o = options(&r, TargetSpec::default(), None).unwrap();
         assert_eq!((o.mode, o.format), (Mode::Events, Some(Format::Json)));
-        let bad = RecordArgs {
+        let count_json = RecordArgs {
             json: true,
+            mode: Some(ModeArg::Count),
+            ring_buffer: "16M".into(),
+            interval: "1s".into(),
+            top: 20,
+            ..Default::default()
+        };
+        let o = options(&count_json, TargetSpec::default(), None).unwrap();
+        assert_eq!((o.mode, o.format), (Mode::Count, Some(Format::Json)));
+        let bad = RecordArgs {
+            format: Some(FormatArg::Text),
             mode: Some(ModeArg::Count),
             ring_buffer: "16M".into(),
             interval: "1s".into(),

@@ -1,1 +1,90 @@
-fn main() {}
+//! Project tasks: `cargo xtask <task>`.
+//!
+//! * `setup`      installs every prerequisite on a fresh Debian machine (idempotent)
+//! * `build-ebpf` builds only the kernel programs
+//! * `build`      builds the kernel programs and user space
+//! * `run`        builds, then runs ai-forensics as root; with no arguments it
+//!   traces the bundled PyTorch training and prediction runs (the main job)
+//! * `test`       the whole test suite: unit tests, then the root-only
+//!   integration tests against the real kernel
+mod build;
+mod setup;
+mod test;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "ai-forensics project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install the prerequisites (LLVM 22, rust-src, bpf-linker, strace, python3-torch...).
+    Setup {
+        /// Only report what is missing; exit 1 if anything is.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Build the eBPF programs only.
+    BuildEbpf(build::EbpfOptions),
+    /// Build the eBPF programs and the user-space binary.
+    Build {
+        /// Release build.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build, then run ai-forensics as root. Without arguments: trace the
+    /// bundled PyTorch training and prediction runs.
+    Run {
+        /// Release build.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for ai-forensics (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the whole test suite (unit tests, then root integration tests).
+    Test {
+        /// Only the integration tests whose name contains this.
+        filter: Option<String>,
+        /// Skip the unit tests.
+        #[arg(long)]
+        integration_only: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Setup { check } => setup::run(check),
+        Task::BuildEbpf(opts) => build::ebpf(&opts),
+        Task::Build { release } => {
+            setup::ensure()?;
+            build::ebpf(&build::EbpfOptions {
+                release,
+                target: build::DEFAULT_TARGET.into(),
+            })?;
+            build::user(release)
+        }
+        Task::Run { release, args } => {
+            setup::ensure()?;
+            build::user(release)?;
+            if args.is_empty() {
+                build::demo(release)
+            } else {
+                build::run_binary(release, &args)
+            }
+        }
+        Task::Test {
+            filter,
+            integration_only,
+        } => {
+            setup::ensure()?;
+            test::run(filter.as_deref(), integration_only)
+        }
+    }
+}

@@ -172,7 +172,7 @@ fn sched_process_exit(ctx: &TracePointContext) {
     let Some(tree) = filter::target_of(tgid) else {
         return;
     };
-    let _ = INFLIGHT.remove(&tid);
+    let _ = INFLIGHT.remove(tid);
     let c = config::get();
     let group_dead = if c.exit_group_dead_off != 0 {
         // SAFETY: the offset was read from this kernel's tracepoint format.

@@ -178,7 +178,7 @@ fn sys_enter(ctx: &RawTracePointContext) {
         args,
     };
     let tid = pid_tgid as u32;
-    if INFLIGHT.insert(&tid, &inf, 0).is_err() {
+    if INFLIGHT.insert(tid, inf, 0).is_err() {
         count_drop(drop::INFLIGHT_FULL);
     }
 }
@@ -191,7 +191,7 @@ fn proc_count(pid_tgid: u64, nr: u32) {
         nr,
         _pad: 0,
     };
-    if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
+    if let Some(p) = PROC_STATS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, preemption is disabled while programs run.
         unsafe { (*p).count += 1 };
     } else {
@@ -200,8 +200,33 @@ fn proc_count(pid_tgid: u64, nr: u32) {
             errors: 0,
             total_ns: 0,
         };
-        if PROC_STATS.insert(&key, &v, 0).is_err() {
+        if PROC_STATS.insert(key, v, 0).is_err() {
             count_drop(drop::PROC_STATS_FULL);
+        }
+    }
+}
+
+/// Counts a failed call whose entry was not remembered.
+#[inline(always)]
+fn count_error(nr: u64, pid_tgid: u64, flags: u32) {
+    if nr >= u64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = nr as u32;
+    if let Some(st) = STATS.get_ptr_mut(nr) {
+        // SAFETY: per-CPU slot, preemption is disabled while programs run.
+        unsafe { (*st).errors += 1 };
+    }
+    if flags & cfg::PER_PROC != 0 {
+        let key = ProcKey {
+            tgid: (pid_tgid >> 32) as u32,
+            tid: pid_tgid as u32,
+            nr,
+            _pad: 0,
+        };
+        if let Some(p) = PROC_STATS.get_ptr_mut(key) {
+            // SAFETY: per-CPU value, preemption is disabled while programs run.
+            unsafe { (*p).errors += 1 };
         }
     }
 }
@@ -234,11 +259,19 @@ fn sys_exit(ctx: &RawTracePointContext) {
     let ret: i64 = ctx.arg(1);
     let tid = pid_tgid as u32;
     let c = config::get();
+    if c.flags & (cfg::TIMING | cfg::EVENTS) == 0 {
+        // Cheapest mode: nothing was remembered at entry; only errors are
+        // left to count, and only they need the syscall number.
+        if is_error(ret) {
+            count_error(read_nr(ctx.arg(0)), pid_tgid, c.flags);
+        }
+        return;
+    }
     // SAFETY: the value is copied out before the entry is removed.
-    let inf = unsafe { INFLIGHT.get(&tid) }.copied();
+    let inf = unsafe { INFLIGHT.get(tid) }.copied();
     let (nr, ts_ns, args, timed) = match inf {
         Some(i) => {
-            let _ = INFLIGHT.remove(&tid);
+            let _ = INFLIGHT.remove(tid);
             (u64::from(i.nr), i.ts_ns, i.args, true)
         }
         None => (read_nr(ctx.arg(0)), 0, [0; 6], false),
@@ -281,7 +314,7 @@ fn sys_exit(ctx: &RawTracePointContext) {
             nr,
             _pad: 0,
         };
-        if let Some(p) = PROC_STATS.get_ptr_mut(&key) {
+        if let Some(p) = PROC_STATS.get_ptr_mut(key) {
             // SAFETY: per-CPU value, preemption is disabled while programs run.
             let p = unsafe { &mut *p };
             if err {

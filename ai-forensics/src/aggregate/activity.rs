@@ -211,7 +211,7 @@ impl Activity {
                 m.maps += 1;
                 m.mapped_total += len;
                 m.largest.push((len, file, a[2]));
-                m.largest.sort_by(|x, y| y.0.cmp(&x.0));
+                m.largest.sort_by_key(|x| std::cmp::Reverse(x.0));
                 m.largest.truncate(LARGEST);
             }
             "munmap" if ok => {

@@ -250,7 +250,11 @@ impl Consumer {
                 if origin != Origin::Launched {
                     self.process_record(pid, Some(Clock::monotonic_now()));
                 }
-                self.shared_update(|s| s.seen_any = true);
+                let live = self.procs.live().len();
+                self.shared_update(|s| {
+                    s.seen_any = true;
+                    s.live = live;
+                });
             }
             Msg::Batch(b) => {
                 let mut n = 0u64;

@@ -309,8 +309,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     // Launch after attaching: fork, register, then let it exec.
     let mut child: Option<u32> = None;
     let attach = probes.attach();
-    if let Some(l) = &opts.launch {
-        if attach.is_ok() {
+    if let Some(l) = &opts.launch
+        && attach.is_ok()
+    {
+        {
             // SAFETY: prctl with integer arguments.
             unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
             let gated = launch::fork_gated(&l.argv, l.creds.as_ref())?;

@@ -185,7 +185,7 @@ impl Report<'_> {
                     by.entry((r.pid, r.tid)).or_default().push(r);
                 }
                 for ((pid, tid), mut v) in by {
-                    v.sort_by(|a, b| b.count.cmp(&a.count));
+                    v.sort_by_key(|r| std::cmp::Reverse(r.count));
                     let calls: u64 = v.iter().map(|r| r.count).sum();
                     let errors: u64 = v.iter().map(|r| r.errors).sum();
                     let top: Vec<String> = v

@@ -162,12 +162,8 @@ impl FdTables {
                     self.set(s.tgid, s.ret, Entry::path(p, flags & O_CLOEXEC != 0));
                 }
             }
-            "close" => {
-                // Linux frees the fd even when close reports EINTR or EIO.
-                if s.ret != -i64::from(libc::EBADF) {
-                    self.remove(s.tgid, int(a[0]));
-                }
-            }
+            // Linux frees the fd even when close reports EINTR or EIO.
+            "close" if s.ret != -i64::from(libc::EBADF) => self.remove(s.tgid, int(a[0])),
             "close_range" if ok => {
                 let (first, last) = (a[0] as i64, (a[1] as u32) as i64);
                 let cloexec_only = a[2] & 4 != 0;

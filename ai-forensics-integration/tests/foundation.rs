@@ -1,0 +1,283 @@
+//! The seed's tracer, for real: exact counts, start-up hygiene, PyTorch.
+use ai_forensics_integration::{
+    af, af_json, count, our_programs, python, require_root, root, summary, syscalls, tempdir,
+    workload,
+};
+
+#[test]
+fn getppid_count_is_exact() {
+    require_root();
+    let w = workload();
+    for mode in ["count", "events"] {
+        let (recs, _) = af_json(&[
+            "run",
+            "--mode",
+            mode,
+            "-e",
+            "getppid",
+            "--",
+            w.to_str().unwrap(),
+            "getppid",
+            "10000",
+        ]);
+        let s = summary(&recs);
+        assert_eq!(count(s, "getppid"), 10_000, "mode {mode}");
+        if mode == "events" {
+            assert_eq!(syscalls(&recs, "getppid").count(), 10_000);
+        } else {
+            assert_eq!(syscalls(&recs, "getppid").count(), 0);
+        }
+        assert_eq!(s["exit_status"]["exited"], 0);
+    }
+}
+
+#[test]
+fn read_count_is_exact() {
+    require_root();
+    let w = workload();
+    let (recs, _) = af_json(&[
+        "run",
+        "-e",
+        "read",
+        "--",
+        w.to_str().unwrap(),
+        "read-zero",
+        "10000",
+    ]);
+    let s = summary(&recs);
+    let zero_reads = syscalls(&recs, "read")
+        .filter(|r| r["detail"]["args"]["fd_path"] == "/dev/zero")
+        .count();
+    assert_eq!(zero_reads, 10_000);
+    assert!(
+        syscalls(&recs, "read")
+            .filter(|r| r["detail"]["args"]["fd_path"] == "/dev/zero")
+            .all(|r| r["detail"]["ret"] == 4096)
+    );
+    // The kernel's lossless count and the stream agree.
+    assert_eq!(count(s, "read"), syscalls(&recs, "read").count() as u64);
+    assert_eq!(s["loss"]["lost_events"], 0);
+    // In count mode too, the difference between 10000 and 0 reads is exact.
+    let (a, _) = af_json(&[
+        "run",
+        "--mode",
+        "count",
+        "--",
+        w.to_str().unwrap(),
+        "read-zero",
+        "10000",
+    ]);
+    let (b, _) = af_json(&[
+        "run",
+        "--mode",
+        "count",
+        "--",
+        w.to_str().unwrap(),
+        "read-zero",
+        "0",
+    ]);
+    assert_eq!(
+        count(summary(&a), "read") - count(summary(&b), "read"),
+        10_000
+    );
+}
+
+#[test]
+fn first_syscall_of_the_command_is_recorded() {
+    require_root();
+    let w = workload();
+    let (recs, _) = af_json(&[
+        "run",
+        "-e",
+        "all",
+        "--",
+        w.to_str().unwrap(),
+        "getppid",
+        "1",
+    ]);
+    let first = recs
+        .iter()
+        .find(|r| r["type"] == "syscall")
+        .expect("a syscall");
+    assert_eq!(first["detail"]["syscall"], "execve");
+    assert_eq!(first["detail"]["args"]["pathname"], w.to_str().unwrap());
+    // Nothing ai-forensics did in the child before exec is attributed to it.
+    assert_eq!(
+        count(summary(&recs), "rt_sigaction") as usize,
+        syscalls(&recs, "rt_sigaction").count()
+    );
+    assert_eq!(count(summary(&recs), "execve"), 1);
+}
+
+#[test]
+fn traces_pytorch_training_and_prediction() {
+    require_root();
+    let out = tempdir("torch");
+    let models = root().join("models");
+    let (train, r) = af_json(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        python().as_os_str(),
+        models.join("train.py").as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--epochs".as_ref(),
+        "2".as_ref(),
+    ]);
+    assert!(
+        out.join("model.pt").is_file(),
+        "training did not write the model: {}",
+        r.stderr
+    );
+    let ts = summary(&train);
+    for s in ["openat", "read", "mmap", "write"] {
+        assert!(count(ts, s) > 0, "training: no {s}");
+    }
+    let ckpt = out.join("checkpoint-epoch1.pt");
+    assert!(
+        syscalls(&train, "openat").any(|r| r["detail"]["args"]["pathname"]
+            == ckpt.to_str().unwrap()
+            && r["detail"]["ret"].as_i64() >= Some(0)),
+        "the checkpoint's openat is not in the record"
+    );
+    let model = out.join("model.pt");
+    let (pred, _) = af_json(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        python().as_os_str(),
+        models.join("predictions.py").as_os_str(),
+        "--model".as_ref(),
+        model.as_os_str(),
+    ]);
+    let ps = summary(&pred);
+    for s in ["openat", "read", "mmap", "futex"] {
+        assert!(count(ps, s) > 0, "prediction: no {s}");
+    }
+    let opened = syscalls(&pred, "openat").any(|r| {
+        r["detail"]["args"]["pathname"] == model.to_str().unwrap()
+            && r["detail"]["ret"].as_i64() >= Some(0)
+    });
+    assert!(opened, "prediction did not open {}", model.display());
+    // Bytes read from the checkpoint are accounted to it.
+    let files = ps["activity"]["files"].as_array().unwrap();
+    let _ = files;
+    let reads_of_model: i64 = syscalls(&pred, "read")
+        .filter(|r| r["detail"]["args"]["fd_path"] == model.to_str().unwrap())
+        .map(|r| r["detail"]["ret"].as_i64().unwrap_or(0))
+        .sum();
+    assert!(reads_of_model > 0, "no bytes read from the model file");
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_2() {
+    require_root();
+    let cases: &[&[&str]] = &[
+        &["trace"],
+        &["trace", "--pid", "999999999"],
+        &["trace", "--pid", "abc"],
+        &["trace", "--pid", "1"],
+        &["trace", "--comm", "pyth(on"],
+        &["trace", "--bogus-flag"],
+        &["run"],
+        &["run", "--", "/no/such/program"],
+        &["trace", "--all", "--ring-buffer", "huge"],
+        &["trace", "--all", "--syscalls", "nosuchcall"],
+        &["trace", "--all", "--duration", "soon"],
+        &["trace", "--cgroup", "/nonexistent/cgroup"],
+    ];
+    for args in cases {
+        let r = af(args);
+        assert_eq!(r.code, 2, "{args:?}: exit {} stderr {}", r.code, r.stderr);
+        assert_eq!(
+            r.stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.starts_with("ai-forensics: error:"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"));
+    }
+    // Its own PID.
+    let me = af(&[
+        "trace",
+        "--pid",
+        &std::process::id().to_string(),
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(me.code, 0, "tracing another live pid works: {}", me.stderr);
+    assert!(
+        our_programs().is_empty(),
+        "programs left attached: {:?}",
+        our_programs()
+    );
+}
+
+#[test]
+fn non_root_gets_a_clear_error() {
+    require_root();
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(ai_forensics_integration::bin())
+        .args(["trace", "--all", "--duration", "1s"])
+        .output()
+        .expect("setpriv");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1);
+}
+
+#[test]
+fn trace_pid_follows_until_exit_and_detaches() {
+    require_root();
+    let w = workload();
+    let mut child = std::process::Command::new(&w)
+        .args(["spin-getppid", "5000", "700"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let (recs, _) = af_json(&["trace", "--pid", &pid, "-e", "getppid"]);
+    let _ = child.wait();
+    // All 5000 calls come after the 700 ms spin: attached well before.
+    assert_eq!(count(summary(&recs), "getppid"), 5000);
+    assert!(
+        our_programs().is_empty(),
+        "programs left attached: {:?}",
+        our_programs()
+    );
+}
+
+#[test]
+fn sigint_stops_cleanly_with_a_summary() {
+    require_root();
+    let w = workload();
+    let mut sleeper = std::process::Command::new(&w)
+        .args(["sleep", "20000"])
+        .spawn()
+        .unwrap();
+    let t = std::process::Command::new(ai_forensics_integration::bin())
+        .args(["trace", "--no-live", "--pid", &sleeper.id().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(t.id() as i32, libc::SIGINT) };
+    let o = t.wait_with_output().unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("total"));
+    assert!(our_programs().is_empty());
+}
