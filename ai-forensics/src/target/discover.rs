@@ -87,11 +87,16 @@ pub fn classify(path: &[u8]) -> Option<Finding> {
     let in_hf_cache = path
         .windows(b"/huggingface/hub/models--".len())
         .any(|w| w == b"/huggingface/hub/models--");
+    // Python's site directories hold `.pth` path-configuration files that
+    // every interpreter reads at start-up: not models.
+    let parent = path.rsplitn(2, |b| *b == b'/').nth(1).unwrap_or_default();
+    let in_site_dir = parent.ends_with(b"site-packages") || parent.ends_with(b"dist-packages");
     for (ext, what) in MODEL_EXTENSIONS {
         // ".bin" and ".pb" are too generic on their own: only inside a
         // Hugging Face cache do they count.
         let generic = matches!(*ext, ".bin" | ".pb");
-        if lower.ends_with(ext.as_bytes()) && (!generic || in_hf_cache) {
+        let site_config = in_site_dir && *ext == ".pth";
+        if lower.ends_with(ext.as_bytes()) && (!generic || in_hf_cache) && !site_config {
             return Some(Finding {
                 kind: "model-file",
                 what,
@@ -147,6 +152,11 @@ mod tests {
         assert!(classify(b"/usr/lib/x86_64-linux-gnu/libc.so.6").is_none());
         assert!(classify(b"/usr/bin/python3").is_none());
         assert!(classify(b"/tmp/data.bin").is_none());
+        assert!(
+            classify(b"/usr/local/lib/python3.11/dist-packages/distutils-precedence.pth").is_none()
+        );
+        assert!(classify(b"/usr/lib/python3/site-packages/x.pth").is_none());
+        assert!(classify(b"/data/ckpt/model.pth").is_some());
         assert!(classify(b"/root/.cache/huggingface/hub/models--x--y/blobs/abc").is_some());
         assert!(
             classify(b"/root/.cache/huggingface/hub/models--x--y/snapshots/1/pytorch_model.bin")
