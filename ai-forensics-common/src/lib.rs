@@ -287,6 +287,8 @@ pub struct SyscallStat {
     pub min_ns: u64,
     /// Longest timed duration.
     pub max_ns: u64,
+    /// Records of this syscall that could not be streamed (ring buffer full).
+    pub lost: u64,
     /// Latency histogram, see [`hist_bucket`].
     pub hist: [u64; HIST_BUCKETS],
 }
@@ -300,6 +302,7 @@ impl Default for SyscallStat {
             total_ns: 0,
             min_ns: 0,
             max_ns: 0,
+            lost: 0,
             hist: [0; HIST_BUCKETS],
         }
     }
@@ -452,7 +455,8 @@ const _: () = assert!(core::mem::size_of::<Header>() == 24);
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 128);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 12);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
-const _: () = assert!(core::mem::size_of::<SyscallStat>() == 48 + 8 * HIST_BUCKETS);
+const _: () = assert!(core::mem::size_of::<SyscallStat>() == 56 + 8 * HIST_BUCKETS);
+
 const _: () = assert!(core::mem::size_of::<ProcKey>() == 16);
 const _: () = assert!(core::mem::size_of::<ProcStat>() == 24);
 const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);

@@ -16,7 +16,7 @@ use aya_ebpf::{
     },
 };
 
-use crate::maps::{EVENTS, LOSS, LOST_BY_TREE, SCRATCH, count_drop};
+use crate::maps::{EVENTS, LOSS, LOST_BY_TREE, SCRATCH, STATS, count_drop};
 
 /// A record header for the current task.
 #[inline(always)]
@@ -97,6 +97,19 @@ pub struct Call {
     pub duration_ns: u64,
 }
 
+/// A syscall record was lost: counted like any record, and against its
+/// syscall, so "calls = records received + records lost" holds per syscall.
+#[inline(always)]
+fn note_syscall_loss(call: &Call) {
+    note_loss(call.tree, call.ts_ns, loss_cause(call));
+    if call.tree != 0
+        && let Some(st) = STATS.get_ptr_mut(call.nr)
+    {
+        // SAFETY: per-CPU slot, preemption is disabled while programs run.
+        unsafe { (*st).lost += 1 };
+    }
+}
+
 /// Watch-mode records (tree 0) are counted apart from target records.
 #[inline(always)]
 fn loss_cause(call: &Call) -> u32 {
@@ -116,7 +129,7 @@ fn comm() -> [u8; 16] {
 #[inline(always)]
 pub fn syscall_plain(call: &Call, args: &[u64; 6]) {
     if !flush_loss(call.pid_tgid) {
-        note_loss(call.tree, call.ts_ns, loss_cause(call));
+        note_syscall_loss(call);
         return;
     }
     match EVENTS.reserve::<SyscallEvent>(0) {
@@ -136,7 +149,7 @@ pub fn syscall_plain(call: &Call, args: &[u64; 6]) {
             });
             e.submit(0);
         }
-        None => note_loss(call.tree, call.ts_ns, loss_cause(call)),
+        None => note_syscall_loss(call),
     }
 }
 
@@ -333,7 +346,7 @@ pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     s.ev.str1_len = len1 as u32;
 
     if !flush_loss(call.pid_tgid) {
-        note_loss(call.tree, call.ts_ns, loss_cause(call));
+        note_syscall_loss(call);
         return;
     }
     let size = (core::mem::size_of::<SyscallEvent>() as u64 + ((off1 + len1) & 0x3fff)) as usize;
@@ -341,6 +354,6 @@ pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     // (the payload area is a map value, zero-filled at creation).
     let bytes = unsafe { core::slice::from_raw_parts((&raw const *s).cast::<u8>(), size) };
     if EVENTS.output::<[u8]>(bytes, 0).is_err() {
-        note_loss(call.tree, call.ts_ns, loss_cause(call));
+        note_syscall_loss(call);
     }
 }

@@ -13,7 +13,9 @@ def work(k: int) -> None:
     n = k * N
     for _ in range(n):
         os.getppid()
-    print(f"worker {os.getpid()} {threading.get_native_id()} {n}", flush=True)
+    # One write(2) per line, so lines from threads and processes never mix.
+    os.write(1, f"worker {os.getpid()} {threading.get_native_id()} {n}\n".encode())
+
 
 
 if __name__ == "__main__":

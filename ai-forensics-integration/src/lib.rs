@@ -116,6 +116,11 @@ pub fn parse_jsonl(text: &str) -> Vec<Value> {
 /// Runs ai-forensics with `args` plus `--json --output FILE` (the workload
 /// keeps stdout to itself), asserts success, returns the records.
 pub fn af_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Vec<Value>, Run) {
+    af_json_exit(args, 0)
+}
+
+/// As [`af_json`], expecting exit code `code` (a launched workload's own).
+pub fn af_json_exit<S: AsRef<std::ffi::OsStr>>(args: &[S], code: i32) -> (Vec<Value>, Run) {
     let dir = tempdir("json");
     let out = dir.join("events.jsonl");
     let mut a: Vec<std::ffi::OsString> = Vec::new();
@@ -130,7 +135,12 @@ pub fn af_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (Vec<Value>, Run) {
     }
     a.extend(it);
     let r = af(&a);
-    assert_eq!(r.code, 0, "ai-forensics failed ({}): {}", r.code, r.stderr);
+    assert_eq!(
+        r.code, code,
+        "ai-forensics exit code ({}): {}",
+        r.code, r.stderr
+    );
+
     let text = std::fs::read_to_string(&out).expect("events file");
     let _ = std::fs::remove_dir_all(&dir);
     (parse_jsonl(&text), r)

@@ -27,6 +27,8 @@ pub struct Row {
     pub max_ns: u64,
     /// 99th percentile (upper bound of its histogram bucket, within 19%).
     pub p99_ns: u64,
+    /// Event records of this syscall lost (ring buffer full).
+    pub lost: u64,
 }
 
 /// Latency quantile `q` (0..1) from a histogram: the upper bound of the
@@ -78,6 +80,7 @@ fn row(nr: u32, s: &SyscallStat) -> Row {
         avg_ns: s.total_ns.checked_div(s.timed).unwrap_or(0),
         max_ns: s.max_ns,
         p99_ns: quantile(&s.hist, 0.99, s.max_ns),
+        lost: s.lost,
     }
 }
 

@@ -336,6 +336,8 @@ pub fn merge_stat(total: &mut SyscallStat, s: &SyscallStat) {
         total.min_ns = s.min_ns;
     }
     total.max_ns = total.max_ns.max(s.max_ns);
+    total.lost += s.lost;
+
     for (t, h) in total.hist.iter_mut().zip(s.hist.iter()) {
         *t += h;
     }

@@ -275,6 +275,7 @@ mod tests {
                 avg_ns: 300,
                 max_ns: 900,
                 p99_ns: 900,
+                lost: 0,
             },
             Row {
                 syscall: "getppid".into(),
@@ -287,6 +288,7 @@ mod tests {
                 avg_ns: 0,
                 max_ns: 0,
                 p99_ns: 0,
+                lost: 0,
             },
         ];
         let t = syscalls(&rows, 0);

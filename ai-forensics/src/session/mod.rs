@@ -439,7 +439,17 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         per_thread: &per_thread,
         elapsed_ns: ended - started,
         child_status,
+        lost_by_tree: (0..ai_forensics_common::MAX_TREES)
+            .filter_map(|t| {
+                probes
+                    .read_lost_for_tree(t)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(|n| (t, n))
+            })
+            .collect(),
     };
+
     if let Some(err) = &sh.output_error {
         return Err(Error::Runtime(format!("writing events: {err}")));
     }

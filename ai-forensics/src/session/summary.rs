@@ -83,6 +83,8 @@ pub struct Report<'a> {
     pub elapsed_ns: u64,
     /// Wait status of the launched command.
     pub child_status: Option<i32>,
+    /// Records lost per target tree (trees with losses only).
+    pub lost_by_tree: BTreeMap<u32, u64>,
 }
 
 fn status_json(st: Option<i32>) -> Value {
@@ -131,6 +133,8 @@ impl Report<'_> {
             "loss": {
                 "kernel_drops": drops,
                 "lost_events": self.lost_total(),
+                "lost_by_tree": self.lost_by_tree.iter().map(|(t, n)| json!({"tree": t, "lost": n})).collect::<Vec<_>>(),
+
                 "lost_reported_in_stream": self.shared.lost_reported,
                 "decode_errors": self.shared.decode_errors,
                 "fd_table_evictions": c.fds.evicted,
