@@ -8,6 +8,7 @@
 //! * `test`       the whole test suite: unit tests, then the root-only
 //!   integration tests against the real kernel
 mod build;
+mod lint;
 mod setup;
 mod test;
 mod util;
@@ -47,6 +48,8 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Check formatting and run clippy (user space and the eBPF crate).
+    Lint,
     /// Run the whole test suite (unit tests, then root integration tests).
     Test {
         /// Only the integration tests whose name contains this.
@@ -78,6 +81,10 @@ fn main() -> anyhow::Result<()> {
             } else {
                 build::run_binary(release, &args)
             }
+        }
+        Task::Lint => {
+            setup::ensure()?;
+            lint::run()
         }
         Task::Test {
             filter,
