@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::{
     cli::{Cli, Command, FormatArg, ModeArg, RecordArgs, RunArgs, TargetArgs, TraceArgs},
     error::{Error, Result},
+    inspect,
     session::{
         self,
         options::{Format, Launch, Mode, Options, TargetSpec},
@@ -18,6 +19,33 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Trace(t) => trace(t),
         Command::Run(r) => run_cmd(r),
+        Command::Sessions(s) => inspect::sessions(&inspect::store_path(s.store.as_deref())),
+        Command::Show { session, store } => {
+            inspect::show(&inspect::store_path(store.store.as_deref()), &session)
+        }
+        Command::Query(q) => inspect::query(&q),
+        Command::Replay {
+            session,
+            format,
+            store,
+        } => inspect::replay(
+            &inspect::store_path(store.store.as_deref()),
+            &session,
+            format,
+        ),
+        Command::Verify { db, session } => {
+            inspect::verify(&inspect::store_path(db.as_deref()), session.as_deref())
+        }
+        Command::Dump { pid } => inspect::dump(pid),
+        Command::Report {
+            session,
+            html,
+            store,
+        } => crate::report::run(
+            &inspect::store_path(store.store.as_deref()),
+            &session,
+            html.as_deref(),
+        ),
         Command::Schema => {
             print!("{}", crate::output::schema::SCHEMA);
             Ok(0)
@@ -190,6 +218,12 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         live: !r.no_live,
         summary: !r.no_summary,
         top: usize::from(r.top),
+        store: (!r.no_store).then(|| crate::inspect::store_path(r.store.as_deref())),
+        flight_recorder: r
+            .flight_recorder
+            .as_deref()
+            .map(|d| parse_duration("--flight-recorder", d))
+            .transpose()?,
     })
 }
 

@@ -28,6 +28,54 @@ pub enum Command {
     Trace(TraceArgs),
     /// Launch a command and trace it, with its whole process tree, from its first syscall.
     Run(RunArgs),
+    /// List the recorded sessions in the store.
+    Sessions(StoreArgs),
+    /// Summary of a recorded session.
+    Show {
+        /// Session number, or `last`.
+        session: String,
+        /// Store.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Records of a session that match filters (JSON Lines or text).
+    Query(QueryArgs),
+    /// Re-emit a session's records in order, as they were written live.
+    Replay {
+        /// Session number, or `last`.
+        session: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        format: FormatArg,
+        /// Store.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Check a store's hash chains: intact, or the first batch altered, removed or reordered.
+    Verify {
+        /// Database file (default: the store).
+        db: Option<PathBuf>,
+        /// Only this session.
+        #[arg(long)]
+        session: Option<String>,
+    },
+    /// Make running recorders write out their flight-recorder window now.
+    Dump {
+        /// Only the recorder with this PID.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Report of a session: tables on the terminal, or one self-contained HTML file.
+    Report {
+        /// Session number, or `last`.
+        session: String,
+        /// Write an HTML report (charts as inline SVG) to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Store.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the JSON Lines record schema.
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
@@ -75,6 +123,48 @@ pub enum FormatArg {
     Text,
 }
 
+/// Which store to read.
+#[derive(Debug, Args, Default)]
+pub struct StoreArgs {
+    /// Store database (default: $AI_FORENSICS_STORE or /var/lib/ai-forensics/ai-forensics.db).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+}
+
+/// `query` arguments.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Session number, or `last`.
+    pub session: String,
+    /// Only this process.
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Only this syscall.
+    #[arg(long)]
+    pub syscall: Option<String>,
+    /// Only records whose path matches GLOB (`*`, `?`, `[...]`).
+    #[arg(long, value_name = "GLOB")]
+    pub path: Option<String>,
+    /// Only this record type (syscall, process, exec, lost, alert...).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: Option<String>,
+    /// From this time: RFC 3339, +DURATION from the session's start, or monotonic ns.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Until this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// At most N records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: FormatArg,
+    /// Store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
 /// How and what to record.
 #[derive(Debug, Args, Default)]
 pub struct RecordArgs {
@@ -119,6 +209,16 @@ pub struct RecordArgs {
     /// Rows in the live table and in the summary's file list.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     pub top: u16,
+    /// Record into this store (default: $AI_FORENSICS_STORE or /var/lib/ai-forensics/ai-forensics.db).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_store")]
+    pub store: Option<PathBuf>,
+    /// Do not record into the store.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Keep only the last DURATION of records in memory; write them (and
+    /// what follows) to the store when triggered (alert, SIGUSR1, `dump`).
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_store")]
+    pub flight_recorder: Option<String>,
 }
 
 /// `trace` arguments.

@@ -1,5 +1,7 @@
-//! Rendering a syscall's arguments and return value, as JSON and as
-//! strace-like text, from its signature.
+//! Rendering a syscall's arguments as JSON, from its signature. The JSON
+//! form is the only rendered form: `output::text` prints text from it, so
+//! the live stream and a replay from the store read the same.
+use ai_forensics_common::ev;
 use serde_json::{Map, Value, json};
 
 use super::{Syscall, escape, flags, sockaddr};
@@ -7,7 +9,6 @@ use crate::syscall::{
     signature::{self, Arg, Ret, Signature},
     table,
 };
-use ai_forensics_common::ev;
 
 /// `AT_FDCWD` as the kernel sees it in a register.
 pub const AT_FDCWD: i64 = -100;
@@ -24,28 +25,22 @@ impl FdNames for () {
     }
 }
 
-/// A syscall rendered both ways.
+/// A syscall's arguments, rendered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
     /// Name of the syscall.
     pub name: String,
-    /// Arguments by name.
+    /// Arguments by name, in the kernel's order, with `<name>_path` and
+    /// `<name>_truncated` siblings.
     pub args: Map<String, Value>,
-    /// `name(arg, arg, ...)` text without the return value.
-    pub call_text: String,
-    /// Return value text (`3</etc/passwd>`, `-1 ENOENT`, `0x7f..`).
-    pub ret_text: String,
+    /// How the return value reads (fd, address, size...).
+    pub ret: Ret,
 }
 
-fn int(v: u64) -> i64 {
-    v as u32 as i32 as i64
-}
-
-fn fd_text(names: &dyn FdNames, tgid: u32, fd: i64) -> (String, Option<String>) {
-    match names.fd_name(tgid, fd) {
-        Some(n) => (format!("{fd}<{n}>"), Some(n)),
-        None => (fd.to_string(), None),
-    }
+/// An int argument (the register's low 32 bits, signed).
+#[must_use]
+pub fn int(v: u64) -> i64 {
+    i64::from(v as u32 as i32)
 }
 
 fn str_arg(s: &Syscall, second: bool) -> (Option<&[u8]>, bool) {
@@ -56,60 +51,59 @@ fn str_arg(s: &Syscall, second: bool) -> (Option<&[u8]>, bool) {
     }
 }
 
+fn hex_or_null(v: u64) -> Value {
+    if v == 0 {
+        Value::Null
+    } else {
+        json!(format!("{v:#x}"))
+    }
+}
+
+/// A string argument that could not be read: its pointer, as an object so
+/// it cannot be mistaken for a path that reads "0x...".
+fn unread(v: u64) -> Value {
+    if v == 0 {
+        Value::Null
+    } else {
+        json!({ "ptr": format!("{v:#x}") })
+    }
+}
+
 /// Renders `s` with its signature (raw hex arguments when it has none).
 #[must_use]
 pub fn render(s: &Syscall, names: &dyn FdNames) -> Rendered {
     let name = table::display_name(s.nr);
     let sig = table::name(s.nr).and_then(signature::lookup);
     let mut args = Map::new();
-    let mut texts = Vec::new();
     match sig {
-        Some(sig) => render_known(s, sig, names, &mut args, &mut texts),
+        Some(sig) => render_known(s, sig, names, &mut args),
         None => {
             for (i, a) in s.args.iter().enumerate() {
                 args.insert(format!("arg{i}"), json!(format!("{a:#x}")));
-                texts.push(format!("{a:#x}"));
             }
         }
     }
-    let ret_text = ret_text(s, sig.map_or(Ret::Int, |g| g.ret), names);
     Rendered {
-        call_text: format!("{name}({})", texts.join(", ")),
         name,
         args,
-        ret_text,
+        ret: sig.map_or(Ret::Int, |g| g.ret),
     }
 }
 
-fn render_known(
-    s: &Syscall,
-    sig: &Signature,
-    names: &dyn FdNames,
-    args: &mut Map<String, Value>,
-    texts: &mut Vec<String>,
-) {
+fn render_known(s: &Syscall, sig: &Signature, names: &dyn FdNames, args: &mut Map<String, Value>) {
     for (i, (an, kind)) in sig.args.iter().enumerate() {
         let v = s.args[i];
-        let key = (*an).to_owned();
-        let (j, t): (Value, String) = match kind {
-            Arg::Fd => {
+        let mut extra: Option<(String, Value)> = None;
+        let j: Value = match kind {
+            Arg::Fd | Arg::DirFd => {
                 let fd = int(v);
-                let (t, n) = fd_text(names, s.tgid, fd);
-                if let Some(n) = n {
-                    args.insert(format!("{an}_path"), json!(n));
-                }
-                (json!(fd), t)
-            }
-            Arg::DirFd => {
-                let fd = int(v);
-                if fd == AT_FDCWD {
-                    (json!("AT_FDCWD"), "AT_FDCWD".to_owned())
+                if *kind == Arg::DirFd && fd == AT_FDCWD {
+                    json!("AT_FDCWD")
                 } else {
-                    let (t, n) = fd_text(names, s.tgid, fd);
-                    if let Some(n) = n {
-                        args.insert(format!("{an}_path"), json!(n));
+                    if let Some(n) = names.fd_name(s.tgid, fd) {
+                        extra = Some((format!("{an}_path"), json!(n)));
                     }
-                    (json!(fd), t)
+                    json!(fd)
                 }
             }
             Arg::Path | Arg::Path2 | Arg::Str => {
@@ -117,81 +111,61 @@ fn render_known(
                 match bytes {
                     Some(b) => {
                         if cut {
-                            args.insert(format!("{an}_truncated"), json!(true));
+                            extra = Some((format!("{an}_truncated"), json!(true)));
                         }
-                        let dots = if cut { "..." } else { "" };
-                        (
-                            json!(escape::escape(b)),
-                            format!("{}{dots}", escape::quoted(b)),
-                        )
+                        json!(escape::escape(b))
                     }
-                    None if v == 0 => (Value::Null, "NULL".to_owned()),
-                    None => (json!(format!("{v:#x}")), format!("{v:#x}")),
+                    None => unread(v),
                 }
             }
             Arg::Argv => match s.argv() {
                 Some(list) => {
-                    let cut = s.flags & ev::STR1_TRUNC != 0;
-                    if cut {
-                        args.insert(format!("{an}_truncated"), json!(true));
+                    if s.flags & ev::STR1_TRUNC != 0 {
+                        extra = Some((format!("{an}_truncated"), json!(true)));
                     }
-                    let j: Vec<Value> = list.iter().map(|a| json!(escape::escape(a))).collect();
-                    let t: Vec<String> = list.iter().map(|a| escape::quoted(a)).collect();
-                    let dots = if cut { ", ..." } else { "" };
-                    (Value::Array(j), format!("[{}{dots}]", t.join(", ")))
+                    Value::Array(list.iter().map(|a| json!(escape::escape(a))).collect())
                 }
-                None => (json!(format!("{v:#x}")), format!("{v:#x}")),
+                None => unread(v),
             },
+
             Arg::SockAddr | Arg::SockAddrOut => {
                 let wanted = *kind == Arg::SockAddr || s.ret >= 0;
                 match (wanted && !s.blob.is_empty())
                     .then(|| sockaddr::parse(&s.blob))
                     .flatten()
                 {
-                    Some(a) => (a.json(), format!("{{{}}}", a.text())),
-                    None if v == 0 => (Value::Null, "NULL".to_owned()),
-                    None => (json!(format!("{v:#x}")), format!("{v:#x}")),
+                    Some(a) => a.json(),
+                    None => hex_or_null(v),
                 }
             }
             Arg::FdPair => {
                 if s.blob.len() >= 8 && s.ret >= 0 {
                     let a = i32::from_ne_bytes(s.blob[0..4].try_into().unwrap_or_default());
                     let b = i32::from_ne_bytes(s.blob[4..8].try_into().unwrap_or_default());
-                    (json!([a, b]), format!("[{a}, {b}]"))
+                    json!([a, b])
                 } else {
-                    (json!(format!("{v:#x}")), format!("{v:#x}"))
+                    hex_or_null(v)
                 }
             }
             Arg::CloneArgs => {
                 if s.blob.len() >= 8 {
                     let f = u64::from_ne_bytes(s.blob[0..8].try_into().unwrap_or_default());
-                    let fl = flags::clone_flags(f);
-                    (json!({"flags": fl}), format!("{{flags={fl}}}"))
+                    json!({"flags": flags::clone_flags(f)})
                 } else {
-                    (json!(format!("{v:#x}")), format!("{v:#x}"))
+                    hex_or_null(v)
                 }
             }
-            Arg::Int => (json!(int(v)), int(v).to_string()),
-            Arg::UInt | Arg::Size => (json!(v), v.to_string()),
-            Arg::Off => (json!(v as i64), (v as i64).to_string()),
-            Arg::Ptr | Arg::SockLenPtr => {
-                if v == 0 {
-                    (Value::Null, "NULL".to_owned())
-                } else {
-                    (json!(format!("{v:#x}")), format!("{v:#x}"))
-                }
-            }
-            Arg::Mode => (
-                json!(format!("0{:o}", v as u32)),
-                format!("0{:o}", v as u32),
-            ),
-            _ => {
-                let t = symbolic(*kind, v);
-                (json!(t), t)
-            }
+            Arg::Int => json!(int(v)),
+            Arg::UInt | Arg::Size => json!(v),
+            Arg::Off => json!(v as i64),
+            Arg::Ptr | Arg::SockLenPtr => hex_or_null(v),
+            Arg::Mode => json!(format!("0{:o}", v as u32)),
+            _ => json!(symbolic(*kind, v)),
         };
-        args.insert(key, j);
-        texts.push(t);
+        args.insert((*an).to_owned(), j);
+        if let Some((k, x)) = extra {
+            args.insert(k, x);
+        }
     }
 }
 
@@ -218,21 +192,6 @@ fn symbolic(kind: Arg, v: u64) -> String {
     }
 }
 
-fn ret_text(s: &Syscall, kind: Ret, names: &dyn FdNames) -> String {
-    if s.at_entry {
-        return "?".to_owned();
-    }
-    if let Some(e) = s.errno() {
-        let n = table::errno_name(e).unwrap_or("E?");
-        return format!("-1 {n}");
-    }
-    match kind {
-        Ret::Addr => format!("{:#x}", s.ret),
-        Ret::Fd => fd_text(names, s.tgid, s.ret).0,
-        _ => s.ret.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,7 +204,7 @@ mod tests {
         }
     }
 
-    fn sys(
+    pub(crate) fn sys(
         name: &str,
         ret: i64,
         args: [u64; 6],
@@ -264,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn openat_like_strace() {
+    fn openat_args_in_kernel_order() {
         let s = sys(
             "openat",
             3,
@@ -275,31 +234,20 @@ mod tests {
             0,
         );
         let r = render(&s, &Names);
-        assert_eq!(
-            r.call_text,
-            "openat(AT_FDCWD, \"/data/model.pt\", O_RDONLY|O_CLOEXEC, 00)"
-        );
-        assert_eq!(r.ret_text, "3</data/model.pt>");
+        let keys: Vec<&String> = r.args.keys().collect();
+        assert_eq!(keys, ["dirfd", "pathname", "flags", "mode"]);
         assert_eq!(r.args["pathname"], "/data/model.pt");
         assert_eq!(r.args["flags"], "O_RDONLY|O_CLOEXEC");
+        assert_eq!(r.ret, Ret::Fd);
     }
 
     #[test]
-    fn read_names_the_file_and_errors_name_errno() {
+    fn fds_carry_their_path() {
         let s = sys("read", 4096, [3, 0x7000, 4096, 0, 0, 0], b"", b"", b"", 0);
         let r = render(&s, &Names);
-        assert_eq!(r.call_text, "read(3</data/model.pt>, 0x7000, 4096)");
+        assert_eq!(r.args["fd"], 3);
         assert_eq!(r.args["fd_path"], "/data/model.pt");
-        let e = sys(
-            "openat",
-            -2,
-            [AT_FDCWD as u64, 1, 0, 0, 0, 0],
-            b"",
-            b"/nope",
-            b"",
-            0,
-        );
-        assert_eq!(render(&e, &()).ret_text, "-1 ENOENT");
+        assert_eq!(r.args["count"], 4096);
     }
 
     #[test]
@@ -316,7 +264,6 @@ mod tests {
         let r = render(&s, &());
         assert_eq!(r.args["pathname"], "a\\n\"b\\xff");
         assert_eq!(r.args["pathname_truncated"], true);
-        assert!(r.call_text.contains("\"a\\n\\\"b\\xff\"..."));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::clock::Clock;
 use crate::{
     decode::{Exec, Exit, Fork, Lost, Syscall, args, escape},
     state::{fds::FdTables, procs::Processes},
+    syscall::signature::Ret,
 };
 
 /// Version of the record layout; bumped on any incompatible change.
@@ -58,17 +59,33 @@ pub fn envelope(
     })
 }
 
-/// A syscall record.
+/// A syscall record from its rendered arguments (taken before the call's
+/// effect on the fd table) and the path of the fd it returned, if any
+/// (taken after).
 #[must_use]
-pub fn syscall(ctx: &Ctx<'_>, seq: u64, s: &Syscall) -> Value {
-    let r = args::render(s, ctx.fds);
+pub fn syscall(
+    ctx: &Ctx<'_>,
+    seq: u64,
+    s: &Syscall,
+    r: args::Rendered,
+    ret_path: Option<String>,
+) -> Value {
     let errno = s.errno();
+    let ret_kind = match r.ret {
+        Ret::Fd => "fd",
+        Ret::Addr => "addr",
+        Ret::Size => "size",
+        Ret::Pid => "pid",
+        Ret::Int => "int",
+    };
     let detail = json!({
         "syscall": r.name,
         "nr": s.nr,
         "phase": if s.at_entry { "entry" } else { "exit" },
         "args": r.args,
         "ret": (!s.at_entry).then_some(s.ret),
+        "ret_kind": ret_kind,
+        "ret_path": ret_path,
         "errno": errno.map(|e| crate::syscall::table::errno_name(e).map_or_else(|| e.to_string(), str::to_owned)),
         "duration_ns": s.duration_ns,
         "cpu": s.cpu,
@@ -202,7 +219,7 @@ mod tests {
             comm: b"x".to_vec(),
         };
         let recs = [
-            syscall(&ctx, 1, &s),
+            syscall(&ctx, 1, &s, args::render(&s, &fds), None),
             lost(&ctx, 2, &l),
             fork(&ctx, 3, &f),
             process(&ctx, 4, 1, None),

@@ -1,9 +1,15 @@
 //! The consumer thread: decodes batches, keeps the process and fd tables,
-//! accounts activity, applies selectors, and writes the event stream.
+//! accounts activity, applies selectors, and emits records: every record is
+//! built once as JSON, then written to the event stream (JSON Lines or text
+//! printed from it) and handed to the store (directly, or through the
+//! flight recorder's rolling window).
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io::{self, BufWriter, Write},
-    sync::{Arc, Mutex, mpsc::Receiver},
+    sync::{
+        Arc, Mutex,
+        mpsc::{Receiver, SyncSender, TrySendError},
+    },
     time::Instant,
 };
 
@@ -12,7 +18,7 @@ use serde_json::{Value, json};
 use super::options::{Format, Mode};
 use crate::{
     aggregate::activity::Activity,
-    decode::{self, Exec, Record, Syscall},
+    decode::{self, Record, Syscall, args},
     loader::Targets,
     output::{
         clock::Clock,
@@ -23,8 +29,8 @@ use crate::{
         fds::FdTables,
         procs::{Origin, Processes},
     },
-    syscall::Selection,
-    syscall::table as systable,
+    store::writer::{Emitted, StoreMsg},
+    syscall::{Selection, signature::Ret, table as systable},
     target::{discover, select::Selectors},
 };
 
@@ -43,6 +49,8 @@ pub enum Msg {
         /// Why.
         reason: Option<String>,
     },
+    /// Write the flight recorder's window out now (signal, `dump`, alert).
+    Trigger(String),
 }
 
 impl From<crate::reader::Batch> for Msg {
@@ -68,6 +76,8 @@ pub struct Shared {
     pub output_closed: bool,
     /// Output write error other than a closed pipe.
     pub output_error: Option<String>,
+    /// Records the store could not take (its queue was full).
+    pub store_dropped: u64,
 }
 
 /// The event stream's destination.
@@ -76,6 +86,35 @@ pub struct Sink {
     pub format: Format,
     /// Writer.
     pub out: BufWriter<Box<dyn Write + Send>>,
+}
+
+/// The flight recorder: a rolling window of records kept in memory, written
+/// to the store only when a trigger fires (and everything after it).
+pub struct Flight {
+    /// Window length.
+    pub window_ns: u64,
+    /// Records in the window.
+    pub buf: VecDeque<Emitted>,
+    /// Bound on records kept, whatever the window.
+    pub max_records: usize,
+    /// Set once triggered: records then go straight to the store.
+    pub triggered: Option<String>,
+    /// Records that left the window untriggered.
+    pub expired: u64,
+}
+
+/// Where stored records go.
+pub struct StoreLink {
+    /// The writer's queue.
+    pub tx: SyncSender<StoreMsg>,
+    /// Records waiting for the next send.
+    pub pending: Vec<Emitted>,
+    /// Records lost since the last successful send: (count, first ts, last ts).
+    pub gap: Option<(u64, u64, u64)>,
+    /// Rolling window, when `--flight-recorder` is on.
+    pub flight: Option<Flight>,
+    /// When records were last handed over.
+    pub last_flush: Instant,
 }
 
 /// State owned by the consumer thread, handed back when it ends.
@@ -94,6 +133,8 @@ pub struct Consumer {
     pub mode: Mode,
     /// Output.
     pub sink: Option<Sink>,
+    /// Store.
+    pub store: Option<StoreLink>,
     /// Selectors that add targets.
     pub selectors: Selectors,
     /// Kernel target table.
@@ -102,18 +143,36 @@ pub struct Consumer {
     pub next_tree: u32,
     /// Shared counters.
     pub shared: Arc<Mutex<Shared>>,
-    /// Sequence number of the next written record.
+    /// Sequence number of the next record.
     pub seq: u64,
-    /// Records lost per CPU reported by markers.
-    pub lost_by_cpu: HashMap<u32, u64>,
-    /// Loss markers seen.
-    pub lost_records: Vec<decode::Lost>,
     /// Processes matched by selectors.
     pub matched: u64,
     /// Whether to follow a process table in `/proc` (not for `--all`).
     pub track_live: bool,
     /// execve entry records waiting for their exit record, by thread.
     pub pending_exec: HashMap<u32, Syscall>,
+}
+
+fn main_path(v: &Value) -> Option<String> {
+    let d = &v["detail"];
+    let a = &d["args"];
+    for k in [
+        "pathname",
+        "path",
+        "oldpath",
+        "filename",
+        "fd_path",
+        "sockfd_path",
+        "dirfd_path",
+    ] {
+        if let Some(p) = a[k].as_str() {
+            return Some(p.to_owned());
+        }
+    }
+    d["ret_path"]
+        .as_str()
+        .or_else(|| d["filename"].as_str())
+        .map(str::to_owned)
 }
 
 impl Consumer {
@@ -125,112 +184,170 @@ impl Consumer {
         }
     }
 
-    fn write_json(&mut self, v: &Value) {
-        self.seq += 1;
-        let Some(sink) = &mut self.sink else { return };
-        if sink.format != Format::Json {
-            return;
-        }
-        let r = serde_json::to_writer(&mut sink.out, v)
-            .map_err(io::Error::from)
-            .and_then(|()| sink.out.write_all(b"\n"));
-        self.note_write(r);
-    }
-
-    fn write_text(&mut self, line: &str) {
-        let Some(sink) = &mut self.sink else { return };
-        if sink.format != Format::Text {
-            return;
-        }
-        let r = sink
-            .out
-            .write_all(line.as_bytes())
-            .and_then(|()| sink.out.write_all(b"\n"));
-        self.note_write(r);
+    fn shared_update(&self, f: impl FnOnce(&mut Shared)) {
+        let mut sh = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut sh);
     }
 
     fn note_write(&mut self, r: io::Result<()>) {
         if let Err(e) = r {
-            let mut sh = self
-                .shared
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                sh.output_closed = true;
-            } else {
-                sh.output_error = Some(e.to_string());
-            }
+            let closed = e.kind() == io::ErrorKind::BrokenPipe;
+            self.shared_update(|s| {
+                if closed {
+                    s.output_closed = true;
+                } else {
+                    s.output_error = Some(e.to_string());
+                }
+            });
             self.sink = None;
         }
     }
 
-    fn wants(&self, kind: Format) -> bool {
-        self.sink.as_ref().is_some_and(|s| s.format == kind)
+    /// Emits one record: stream and store. `v` already carries `self.seq`.
+    fn emit(&mut self, v: &Value) {
+        let seq = self.seq;
+        self.seq += 1;
+        let needs_json =
+            self.store.is_some() || self.sink.as_ref().is_some_and(|s| s.format == Format::Json);
+        let line = needs_json.then(|| serde_json::to_string(v).unwrap_or_default());
+        if let Some(sink) = &mut self.sink {
+            let r = match sink.format {
+                Format::Json => sink
+                    .out
+                    .write_all(line.as_deref().unwrap_or_default().as_bytes())
+                    .and_then(|()| sink.out.write_all(b"\n")),
+                Format::Text => match text::line(v) {
+                    Some(l) => sink
+                        .out
+                        .write_all(l.as_bytes())
+                        .and_then(|()| sink.out.write_all(b"\n")),
+                    None => Ok(()),
+                },
+            };
+            self.note_write(r);
+        }
+        let Some(store) = &mut self.store else { return };
+        let e = Emitted {
+            seq,
+            ts_ns: v["ts_ns"].as_u64(),
+            kind: v["type"].as_str().unwrap_or_default().to_owned(),
+            pid: v["pid"].as_u64().map(|p| p as u32),
+            tid: v["tid"].as_u64().map(|p| p as u32),
+            syscall: v["detail"]["syscall"].as_str().map(str::to_owned),
+            path: main_path(v),
+            json: line.unwrap_or_default(),
+        };
+        match &mut store.flight {
+            Some(f) if f.triggered.is_none() => {
+                let now = e.ts_ns.unwrap_or(0);
+                f.buf.push_back(e);
+                while f.buf.len() > f.max_records
+                    || f.buf
+                        .front()
+                        .is_some_and(|x| x.ts_ns.is_some_and(|t| t + f.window_ns < now))
+                {
+                    f.buf.pop_front();
+                    f.expired += 1;
+                }
+            }
+            _ => store.pending.push(e),
+        }
+    }
+
+    /// Hands records to the store in chunks (fewer, larger messages): when
+    /// enough have accumulated or some time has passed.
+    fn maybe_flush_store(&mut self) {
+        let due = self
+            .store
+            .as_ref()
+            .is_some_and(|s| s.pending.len() >= 4096 || s.last_flush.elapsed().as_millis() >= 100);
+        if due {
+            self.flush_store();
+        }
+    }
+
+    /// Sends pending records to the store without ever blocking: when its
+    /// queue is full they are counted as a gap, recorded with the next batch.
+    fn flush_store(&mut self) {
+        let Some(store) = &mut self.store else { return };
+        store.last_flush = Instant::now();
+        if store.pending.is_empty() {
+            return;
+        }
+        if let Some((count, first, last)) = store.gap {
+            match store.tx.try_send(StoreMsg::Gap {
+                count,
+                first_ts_ns: first,
+                last_ts_ns: last,
+            }) {
+                Ok(()) => store.gap = None,
+                Err(_) => {
+                    let n = store.pending.len() as u64;
+                    let (f, l) = span(&store.pending);
+                    store.gap = Some((count + n, first, l.max(last).max(f)));
+                    store.pending.clear();
+                    let n2 = n;
+                    self.shared_update(|s| s.store_dropped += n2);
+                    return;
+                }
+            }
+        }
+        let batch = std::mem::take(&mut store.pending);
+        match store.tx.try_send(StoreMsg::Records(batch)) {
+            Ok(()) => {}
+            Err(
+                TrySendError::Full(StoreMsg::Records(b))
+                | TrySendError::Disconnected(StoreMsg::Records(b)),
+            ) => {
+                let n = b.len() as u64;
+                let (f, l) = span(&b);
+                store.gap = Some(match store.gap {
+                    Some((c, f0, _)) => (c + n, f0, l),
+                    None => (n, f, l),
+                });
+                self.shared_update(|s| s.store_dropped += n);
+            }
+            Err(_) => {}
+        }
     }
 
     /// Writes the session header record.
     pub fn header(&mut self, detail: Value) {
-        if self.wants(Format::Json) {
-            let v = json::envelope(
-                &self.ctx(),
-                self.seq,
-                "session",
-                Some(Clock::monotonic_now()),
-                None,
-                None,
-                detail,
-            );
-            self.write_json(&v);
-        }
+        let v = json::envelope(
+            &self.ctx(),
+            self.seq,
+            "session",
+            Some(Clock::monotonic_now()),
+            None,
+            None,
+            detail,
+        );
+        self.emit(&v);
     }
 
-    /// Writes any record given as JSON (summary, alerts).
+    /// Writes a record that is not about one process (summary, marker).
     pub fn write_record(&mut self, kind: &str, detail: Value) {
-        if self.wants(Format::Json) {
-            let v = json::envelope(
-                &self.ctx(),
-                self.seq,
-                kind,
-                Some(Clock::monotonic_now()),
-                None,
-                None,
-                detail,
-            );
-            self.write_json(&v);
-        }
+        let v = json::envelope(
+            &self.ctx(),
+            self.seq,
+            kind,
+            Some(Clock::monotonic_now()),
+            None,
+            None,
+            detail,
+        );
+        self.emit(&v);
     }
 
     fn process_record(&mut self, pid: u32, ts: Option<u64>) {
-        if self.wants(Format::Json) {
-            let v = json::process(&self.ctx(), self.seq, pid, ts);
-            self.write_json(&v);
-        } else if self.wants(Format::Text) {
-            let line = self.procs.get(pid).map(|p| {
-                format!(
-                    "{} +++ process {} {} exe={} cmdline={}{} +++",
-                    ts.map_or_else(|| "-".to_owned(), |t| self.clock.time_of_day(t)),
-                    pid,
-                    decode::escape::quoted(&p.comm),
-                    p.exe
-                        .as_deref()
-                        .map_or_else(|| "?".to_owned(), decode::escape::quoted),
-                    p.cmdline
-                        .iter()
-                        .map(|a| decode::escape::quoted(a))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    p.reason
-                        .as_deref()
-                        .map_or_else(String::new, |r| format!(" reason=\"{r}\""))
-                )
-            });
-            if let Some(l) = line {
-                self.write_text(&l);
-            }
-        }
+        let v = json::process(&self.ctx(), self.seq, pid, ts);
+        self.emit(&v);
     }
 
-    /// Handles a message; false when the stream must stop.
+    /// Handles a message.
     pub fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Observe {
@@ -275,6 +392,7 @@ impl Consumer {
                     let r = s.out.flush();
                     self.note_write(r);
                 }
+                self.maybe_flush_store();
                 let live = self.procs.live().len();
                 self.shared_update(|s| {
                     s.records += n;
@@ -282,47 +400,45 @@ impl Consumer {
                     s.live = live;
                 });
             }
+            Msg::Trigger(reason) => self.trigger(&reason),
         }
     }
 
-    fn shared_update(&self, f: impl FnOnce(&mut Shared)) {
-        let mut sh = self
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut sh);
+    /// Fires the flight recorder: its window goes to the store, and from now
+    /// on every record does.
+    pub fn trigger(&mut self, reason: &str) {
+        let Some(store) = &mut self.store else { return };
+        let Some(f) = &mut store.flight else { return };
+        if f.triggered.is_some() {
+            return;
+        }
+        f.triggered = Some(reason.to_owned());
+        let window: Vec<Emitted> = f.buf.drain(..).collect();
+        let expired = f.expired;
+        store.pending.extend(window);
+        tracing::warn!("flight recorder triggered ({reason}): writing the window out");
+        self.write_record(
+            "trigger",
+            json!({"reason": reason, "expired_before_window": expired}),
+        );
+        self.flush_store();
     }
 
     fn record(&mut self, r: Record) {
         match r {
             Record::Syscall(s) => self.syscall(s),
             Record::Lost(l) => {
-                *self.lost_by_cpu.entry(l.cpu).or_default() += l.count;
                 self.shared_update(|s| s.lost_reported += l.count);
-                if self.wants(Format::Json) {
-                    let v = json::lost(&self.ctx(), self.seq, &l);
-                    self.write_json(&v);
-                } else if self.wants(Format::Text) {
-                    let line = text::lost(&self.clock, &l);
-                    self.write_text(&line);
-                }
-                if self.lost_records.len() < 100_000 {
-                    self.lost_records.push(l);
-                }
+                let v = json::lost(&self.ctx(), self.seq, &l);
+                self.emit(&v);
             }
             Record::Fork(f) => {
-                let new_process = self.procs.fork(&f);
-                if new_process {
+                if self.procs.fork(&f) {
                     self.fds.fork(f.tgid, f.child_tgid);
                     self.shared_update(|s| s.seen_any = true);
                 }
-                if self.wants(Format::Json) {
-                    let v = json::fork(&self.ctx(), self.seq, &f);
-                    self.write_json(&v);
-                } else if self.wants(Format::Text) {
-                    let line = text::fork(&self.clock, &f);
-                    self.write_text(&line);
-                }
+                let v = json::fork(&self.ctx(), self.seq, &f);
+                self.emit(&v);
             }
             Record::Exec(e) => {
                 self.procs.exec(&e, Origin::Forked);
@@ -331,7 +447,9 @@ impl Consumer {
                 {
                     self.pending_exec.insert(e.tid, p);
                 }
-                self.exec_out(&e);
+                let v = json::exec(&self.ctx(), self.seq, &e);
+                self.emit(&v);
+                self.process_record(e.tgid, Some(e.ts_ns));
             }
             Record::Exit(e) => {
                 if let Some(p) = self.pending_exec.remove(&e.tid) {
@@ -340,13 +458,8 @@ impl Consumer {
                 if self.procs.exit(&e) {
                     self.fds.exit(e.tgid);
                 }
-                if self.wants(Format::Json) {
-                    let v = json::exit(&self.ctx(), self.seq, &e);
-                    self.write_json(&v);
-                } else if self.wants(Format::Text) {
-                    let line = text::exit(&self.clock, &e);
-                    self.write_text(&line);
-                }
+                let v = json::exit(&self.ctx(), self.seq, &e);
+                self.emit(&v);
             }
             Record::WatchExec(e) => {
                 let exe = crate::target::procfs::info(e.tgid).and_then(|i| i.exe);
@@ -385,52 +498,41 @@ impl Consumer {
         self.procs.observe(pid, tree, Origin::Matched, Some(ts));
         self.procs.set_reason(pid, reason.clone());
         self.fds.seed_from_proc(pid);
-        if self.wants(Format::Json) {
-            let v = json::envelope(
-                &self.ctx(),
-                self.seq,
-                "target",
-                Some(ts),
-                Some((
-                    pid,
-                    pid,
-                    &self
-                        .procs
-                        .get(pid)
-                        .map(|p| p.comm.clone())
-                        .unwrap_or_default(),
-                )),
-                Some(tree),
-                json!({"action": "added", "reason": reason}),
-            );
-            self.write_json(&v);
-        }
+        let comm = self
+            .procs
+            .get(pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        let v = json::envelope(
+            &self.ctx(),
+            self.seq,
+            "target",
+            Some(ts),
+            Some((pid, pid, &comm)),
+            Some(tree),
+            json!({"action": "added", "reason": reason}),
+        );
+        self.emit(&v);
         self.process_record(pid, Some(ts));
         self.shared_update(|s| s.seen_any = true);
     }
 
-    fn exec_out(&mut self, e: &Exec) {
-        if self.wants(Format::Json) {
-            let v = json::exec(&self.ctx(), self.seq, e);
-            self.write_json(&v);
-        } else if self.wants(Format::Text) {
-            let line = text::exec(&self.clock, e);
-            self.write_text(&line);
-        }
-        self.process_record(e.tgid, Some(e.ts_ns));
-    }
-
+    /// Renders and emits a syscall (arguments before its effect on the fd
+    /// table, the returned fd's path after).
     fn write_syscall(&mut self, s: &Syscall) {
+        let rendered = args::render(s, &self.fds);
+        self.activity.apply(s, &self.fds);
+        self.fds.apply(s);
         if !self.selection.contains(s.nr) {
             return;
         }
-        if self.wants(Format::Json) {
-            let v = json::syscall(&self.ctx(), self.seq, s);
-            self.write_json(&v);
-        } else if self.wants(Format::Text) {
-            let line = text::syscall(&self.ctx(), s);
-            self.write_text(&line);
-        }
+        let ret_path = if rendered.ret == Ret::Fd && s.ret >= 0 && !s.at_entry {
+            args::FdNames::fd_name(&self.fds, s.tgid, s.ret)
+        } else {
+            None
+        };
+        let v = json::syscall(&self.ctx(), self.seq, s, rendered, ret_path);
+        self.emit(&v);
     }
 
     fn syscall(&mut self, mut s: Syscall) {
@@ -453,9 +555,7 @@ impl Consumer {
             s.blob = entry.blob;
             s.flags = entry.flags;
         }
-        self.activity.apply(&s, &self.fds);
         self.write_syscall(&s);
-        self.fds.apply(&s);
     }
 
     /// Runs until the channel closes; returns the state for the summary.
@@ -464,7 +564,7 @@ impl Consumer {
         loop {
             match rx.recv_timeout(std::time::Duration::from_millis(200)) {
                 Ok(msg) => self.handle(msg),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.flush_store(),
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
             if self.track_live && last_reap.elapsed().as_millis() >= 250 {
@@ -484,4 +584,25 @@ impl Consumer {
         }
         self
     }
+
+    /// Final flush to the store (after the summary record), then closes the
+    /// link so the writer seals its last batch.
+    pub fn close_store(&mut self) {
+        self.flush_store();
+        if let Some(store) = &mut self.store
+            && !store.pending.is_empty()
+        {
+            // The writer is alive and draining: wait for room rather than lose
+            // the end of the record.
+            let batch = std::mem::take(&mut store.pending);
+            let _ = store.tx.send(StoreMsg::Records(batch));
+        }
+        self.store = None;
+    }
+}
+
+fn span(v: &[Emitted]) -> (u64, u64) {
+    let f = v.first().and_then(|e| e.ts_ns).unwrap_or(0);
+    let l = v.last().and_then(|e| e.ts_ns).unwrap_or(f);
+    (f, l)
 }

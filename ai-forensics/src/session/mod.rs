@@ -4,15 +4,14 @@
 //! loaded; targets are in the kernel table before the programs are attached
 //! (`--pid`), or the launched child is registered before it may exec
 //! (`run`); at the end the ring buffer is drained completely after the
-//! workload is gone and only then are the kernel's counters read.
+//! workload is gone, and only then are the kernel's counters read.
 pub mod consumer;
 pub mod options;
+pub mod setup;
 pub mod summary;
 
 use std::{
-    collections::BTreeSet,
-    fs::File,
-    io::{self, BufWriter, IsTerminal as _, Write as _},
+    io::{self, IsTerminal as _, Write as _},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -22,29 +21,33 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ai_forensics_common::{SyscallSpec, config as cfg, spec};
 use serde_json::json;
 use signal_hook::{
-    consts::{SIGINT, SIGTERM},
+    consts::{SIGINT, SIGTERM, SIGUSR1},
     iterator::{SignalsInfo, exfiltrator::WithOrigin},
 };
 
 use self::{
-    consumer::{Consumer, Msg, Shared, Sink},
+    consumer::{Consumer, Flight, Msg, Shared, StoreLink},
     options::{Format, Mode, Options},
 };
 use crate::{
     aggregate::{activity::Activity, syscalls},
     error::{Error, Result},
-    loader::{LoadOptions, Probes},
+    loader::Probes,
     output::clock::Clock,
     reader::{self, ReaderStats},
     state::{
         fds::FdTables,
         procs::{Origin, Processes},
     },
-    syscall::{signature, table as systable},
-    target::{launch, procfs},
+    store::{
+        Store,
+        session::{Begin, Finish},
+        writer::{self as store_writer, StoreMsg, WriterStats},
+    },
+    syscall::table as systable,
+    target::launch,
 };
 
 /// How a session ended.
@@ -54,137 +57,20 @@ pub struct Outcome {
     pub exit_code: u8,
 }
 
-/// Capacity of the in-flight table: threads of targets inside a syscall at once.
-const INFLIGHT_ENTRIES: u32 = 65_536;
-/// Capacity of the per-thread statistics table.
-const PROC_STATS_ENTRIES: u32 = 131_072;
+/// Interval of the store's per-syscall timeline.
+const TIMELINE_EVERY: Duration = Duration::from_millis(250);
 
-fn load_options(opts: &Options) -> LoadOptions {
-    let mut flags = 0;
-    if opts.targets.all {
-        flags |= cfg::ALL;
-    }
-    if opts.latency {
-        flags |= cfg::TIMING;
-    }
-    if opts.per_process {
-        flags |= cfg::PER_PROC;
-    }
-    if !opts.targets.cgroups.is_empty() {
-        flags |= cfg::CGROUP;
-    }
-    if opts.targets.selectors.watches_exec() {
-        flags |= cfg::WATCH_EXEC;
-    }
-    if opts.targets.selectors.discover {
-        flags |= cfg::WATCH_OPEN | cfg::WATCH_EXEC;
-    }
-    if opts.mode == Mode::Events {
-        flags |= cfg::EVENTS;
-    }
-    LoadOptions {
-        flags,
-        ring_bytes: opts.ring_bytes,
-        inflight: INFLIGHT_ENTRIES,
-        proc_stats: if opts.per_process {
-            PROC_STATS_ENTRIES
-        } else {
-            0
-        },
-    }
-}
+/// Records kept by the flight recorder at most, whatever its window.
 
-/// Capture specs for every syscall number the kernel must know about.
-fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
-    let mut out = Vec::new();
-    let captured = if opts.mode == Mode::Events {
-        opts.selection.captured()
-    } else {
-        BTreeSet::new()
-    };
-    for (nr, name) in systable::all() {
-        let mut sp = if captured.contains(&nr) {
-            signature::lookup(name).map_or(
-                SyscallSpec {
-                    flags: spec::EVENT,
-                    ..SyscallSpec::NONE
-                },
-                signature::capture_spec,
-            )
-        } else {
-            SyscallSpec::NONE
-        };
-        if opts.targets.selectors.discover
-            && matches!(name, "open" | "openat" | "openat2" | "creat")
-        {
-            let sig = signature::lookup(name).map(signature::capture_spec);
-            sp.flags |= spec::WATCH;
-            if let Some(s) = sig {
-                sp.str0_arg = s.str0_arg;
-            }
-            if !captured.contains(&nr) {
-                // Discovery needs the path; the target's own opens are not streamed.
-                sp.flags &= !spec::EVENT;
-            }
-        }
-        if sp != SyscallSpec::NONE {
-            out.push((nr, sp));
-        }
-    }
-    out
-}
+const FLIGHT_MAX_RECORDS: usize = 2_000_000;
 
-/// Validates the targets before anything is loaded.
-fn check_targets(opts: &Options) -> Result<()> {
-    let me = std::process::id();
-    for &pid in &opts.targets.pids {
-        if pid == 0 {
-            return Err(Error::usage("--pid: 0 is not a process"));
-        }
-        if pid == me {
-            return Err(Error::usage(format!(
-                "--pid {pid}: that is ai-forensics itself, which never traces itself"
-            )));
-        }
-        if !procfs::exists(pid) {
-            return Err(Error::usage(format!("--pid {pid}: no such process")));
-        }
-    }
-    for cg in &opts.targets.cgroups {
-        if !cg.join("cgroup.procs").is_file() {
-            return Err(Error::usage(format!(
-                "--cgroup {}: not a cgroup v2 directory (no cgroup.procs)",
-                cg.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-fn open_sink(opts: &Options) -> Result<Option<Sink>> {
-    let Some(format) = opts.format else {
-        return Ok(None);
-    };
-    let out: Box<dyn io::Write + Send> = match &opts.output {
-        Some(path) => Box::new(
-            File::create(path)
-                .map_err(|e| Error::usage(format!("--output {}: {e}", path.display())))?,
-        ),
-        None => Box::new(io::stdout()),
-    };
-    Ok(Some(Sink {
-        format,
-        out: BufWriter::with_capacity(1 << 16, out),
-    }))
-}
-
-fn cgroup_id(path: &std::path::Path) -> Result<u64> {
-    use std::os::unix::fs::MetadataExt as _;
-    // The cgroup id bpf_get_current_cgroup_id returns is the inode number of
-    // the cgroup's directory in cgroupfs.
-    std::fs::metadata(path)
-        .map(|m| m.ino())
-        .map_err(|e| Error::usage(format!("--cgroup {}: {e}", path.display())))
+/// Why the main loop stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    /// The traced tree is gone.
+    Exited,
+    /// Signal, duration, closed output.
+    Interrupted,
 }
 
 /// Runs a session to its end.
@@ -193,14 +79,52 @@ fn cgroup_id(path: &std::path::Path) -> Result<u64> {
     reason = "the session's steps read best in order"
 )]
 pub fn run(opts: &Options) -> Result<Outcome> {
-    check_targets(opts)?;
-    let sink = open_sink(opts)?;
-    let mut probes = Probes::load(&load_options(opts))?;
-    probes.set_specs(&specs(opts))?;
+    setup::check_targets(opts)?;
+    let sink = setup::open_sink(opts)?;
+    let store = opts.store.as_deref().map(Store::create).transpose()?;
+    let mut probes = Probes::load(&setup::load_options(opts))?;
+    let specs = setup::specs(opts);
+    probes.set_specs(&specs)?;
 
     let clock = Clock::new();
     let started = Clock::monotonic_now();
     let shared = Arc::new(Mutex::new(Shared::default()));
+    let header = session_detail(opts, &clock);
+
+    // The store's writer thread, with the session row opened first.
+    let writer_stats = Arc::new(Mutex::new(WriterStats::default()));
+    let mut store_side = None;
+    let mut store_link = None;
+    if let Some(store) = store {
+        let id = store.begin(&Begin {
+            header: &header,
+            started_ns: started,
+            started_at: clock.rfc3339(started),
+            flight_recorder: opts
+                .flight_recorder
+                .map(|d| humantime::format_duration(d).to_string()),
+        })?;
+        // Bounded: when the store cannot keep up, the consumer counts the
+        // records it could not hand over as a gap instead of waiting.
+        let (stx, srx) = mpsc::sync_channel::<StoreMsg>(256);
+        let handle = store_writer::spawn(store, id, srx, Arc::clone(&writer_stats))
+            .map_err(|e| Error::io("starting the store writer", e))?;
+        store_link = Some(StoreLink {
+            tx: stx.clone(),
+            pending: Vec::new(),
+            gap: None,
+            last_flush: Instant::now(),
+            flight: opts.flight_recorder.map(|w| Flight {
+                window_ns: w.as_nanos() as u64,
+                buf: std::collections::VecDeque::new(),
+                max_records: FLIGHT_MAX_RECORDS,
+                triggered: None,
+                expired: 0,
+            }),
+        });
+        store_side = Some((id, handle, stx));
+    }
+
     let (tx, rx) = mpsc::sync_channel::<Msg>(256);
     let mut consumer = Consumer {
         clock,
@@ -210,78 +134,25 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         selection: opts.selection.clone(),
         mode: opts.mode,
         sink,
+        store: store_link,
         selectors: opts.targets.selectors.clone(),
         targets: probes.targets.clone(),
         next_tree: 2,
         shared: Arc::clone(&shared),
         seq: 0,
-        lost_by_cpu: std::collections::HashMap::new(),
-        lost_records: Vec::new(),
         matched: 0,
         track_live: !opts.targets.all,
         pending_exec: std::collections::HashMap::new(),
     };
-    consumer.header(session_detail(opts, &clock));
-
-    // Targets known now: explicit PIDs with their descendants, running
-    // processes that match a selector, members of the cgroups.
-    let mut initial: Vec<(u32, u32, Origin, Option<String>)> = Vec::new();
-    let mut tree = 1;
-    for &pid in &opts.targets.pids {
-        initial.push((pid, tree, Origin::Attached, Some("--pid".into())));
-        for d in procfs::descendants(pid) {
-            initial.push((
-                d,
-                tree,
-                Origin::Attached,
-                Some(format!("descendant of {pid}")),
-            ));
-        }
-        tree += 1;
-    }
-    for (i, cg) in opts.targets.cgroups.iter().enumerate() {
-        let t = tree + i as u32;
-        probes
-            .cgroups
-            .insert(cgroup_id(cg)?, t, 0)
-            .map_err(|e| Error::Runtime(format!("cgroup map: {e}")))?;
-        let procs = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
-        let cid = procfs::container_id(&cg.to_string_lossy());
-        for pid in procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-            let why = match &cid {
-                Some(c) => format!("cgroup {} (container {c})", cg.display()),
-                None => format!("cgroup {}", cg.display()),
-            };
-            initial.push((pid, t, Origin::Attached, Some(why)));
-        }
-    }
-    tree += opts.targets.cgroups.len() as u32;
-    if opts.targets.selectors.watches_exec() || opts.targets.selectors.discover {
-        let me = std::process::id();
-        for pid in procfs::all_pids() {
-            if pid == me || pid == 1 {
-                continue;
-            }
-            if let Some(info) = procfs::info(pid)
-                && let Some(reason) = opts.targets.selectors.match_running(&info)
-            {
-                initial.push((pid, tree, Origin::Matched, Some(reason)));
-                tree = (tree + 1).min(ai_forensics_common::MAX_TREES - 1);
-            }
-        }
-    }
+    consumer.header(header.clone());
+    let (initial, mut tree) = setup::initial_targets(opts, &mut probes)?;
     consumer.next_tree = tree;
-    for (pid, t, _, _) in &initial {
-        if *pid != std::process::id() {
-            probes.targets.add(*pid, *t)?;
-        }
-    }
-    for (pid, t, origin, reason) in initial {
+    for i in initial {
         consumer.handle(Msg::Observe {
-            pid,
-            tree: t,
-            origin,
-            reason,
+            pid: i.pid,
+            tree: i.tree,
+            origin: i.origin,
+            reason: i.reason,
         });
     }
 
@@ -302,8 +173,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .name("consumer".into())
         .spawn(move || consumer.run(&rx))
         .map_err(|e| Error::io("starting the consumer thread", e))?;
-
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM])
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGUSR1])
         .map_err(|e| Error::io("installing signal handlers", e))?;
 
     // Launch after attaching: fork, register, then let it exec.
@@ -312,33 +182,33 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if let Some(l) = &opts.launch
         && attach.is_ok()
     {
-        {
-            // SAFETY: prctl with integer arguments.
-            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-            let gated = launch::fork_gated(&l.argv, l.creds.as_ref())?;
-            let pid = gated.pid;
-            if let Err(e) = probes.targets.add_launched(pid, tree) {
-                gated.abort();
-                return Err(e);
-            }
-            let _ = tx.send(Msg::Observe {
-                pid,
-                tree,
-                origin: Origin::Launched,
-                reason: Some("run".into()),
-            });
-            gated.open()?;
-            child = Some(pid);
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let gated = launch::fork_gated(&l.argv, l.creds.as_ref())?;
+        let pid = gated.pid;
+        if let Err(e) = probes.targets.add_launched(pid, tree) {
+            gated.abort();
+            return Err(e);
         }
+        tree += 1;
+        let _ = tx.send(Msg::Observe {
+            pid,
+            tree: tree - 1,
+            origin: Origin::Launched,
+            reason: Some("run".into()),
+        });
+        gated.open()?;
+        child = Some(pid);
     }
-    drop(tx);
+    let ctl = tx;
     if let Err(e) = attach {
         stop.store(true, Ordering::Release);
+        drop(ctl);
         let _ = reader.join();
         let _ = consumer_thread.join();
         return Err(e);
     }
-    tracing::info!("tracing; {} syscall specs loaded", specs(opts).len());
+    tracing::info!("tracing; {} syscall specs loaded", specs.len());
 
     let live_table = opts.live && io::stderr().is_terminal();
     let open_ended = opts.targets.open_ended();
@@ -347,61 +217,63 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut interrupted = 0u32;
     let mut next_tick = Instant::now() + opts.interval;
     let mut prev_stats = probes.read_stats()?;
+    let mut prev_sample = prev_stats.clone();
+    let mut next_sample = Instant::now() + TIMELINE_EVERY;
     let mut empty_checks = 0u32;
-    loop {
+    let end = loop {
         thread::sleep(Duration::from_millis(20));
         for info in signals.pending() {
+            if info.signal == SIGUSR1 {
+                let _ = ctl.send(Msg::Trigger("SIGUSR1 (ai-forensics dump)".into()));
+                continue;
+            }
             interrupted += 1;
             let from_process = info.process.is_some_and(|p| p.pid != 0);
-            match (child, interrupted) {
-                (Some(pid), 1) if from_process => {
-                    // SAFETY: forwarding a signal to our own child.
-                    unsafe { libc::kill(pid as i32, info.signal) };
-                }
-                (Some(_), 1) => {}
-                _ => {}
+            if let (Some(pid), 1, true) = (child, interrupted, from_process) {
+                // Sent to ai-forensics by a process (not the terminal, which
+                // signals the whole foreground group): pass it on.
+                // SAFETY: forwarding a signal to our own child.
+                unsafe { libc::kill(pid as i32, info.signal) };
             }
         }
         if interrupted > 0 && (child.is_none() || interrupted > 1) {
-            break;
+            break End::Interrupted;
         }
         if let Some(pid) = child {
-            // Reap the whole tree: as subreaper we get orphans too.
-            let mut gone = false;
-            loop {
-                let mut status = 0;
-                // SAFETY: waitpid on any child with a local status.
-                let r = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
-                if r > 0 {
-                    if r as u32 == pid {
-                        child_status = Some(status);
-                    }
-                    continue;
-                }
-                if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
-                    gone = true;
-                }
-                break;
-            }
-            if gone {
-                break;
+            if reap_tree(pid, &mut child_status) {
+                break End::Exited;
             }
         } else if !open_ended {
             let sh = shared.lock().map(|s| s.clone()).unwrap_or_default();
             if sh.live == 0 && sh.seen_any {
                 empty_checks += 1;
                 if empty_checks >= 3 {
-                    break;
+                    break End::Exited;
                 }
             } else {
                 empty_checks = 0;
             }
         }
-        if shared.lock().is_ok_and(|s| s.output_closed) {
-            break;
+        if shared.lock().is_ok_and(|s| s.output_closed)
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            break End::Interrupted;
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+        if let Some((_, _, stx)) = &store_side
+            && Instant::now() >= next_sample
+        {
+            // The store's timeline: per-syscall counts every 250 ms.
+            next_sample += TIMELINE_EVERY;
+            let now = probes.read_stats()?;
+            let rows = syscalls::rows(&syscalls::delta(&now, &prev_sample))
+                .into_iter()
+                .map(|r| (r.syscall, r.count, r.errors))
+                .collect();
+            let _ = stx.try_send(StoreMsg::Timeline {
+                ts_ns: Clock::monotonic_now(),
+                rows,
+            });
+            prev_sample = now;
         }
         if live_table && Instant::now() >= next_tick {
             next_tick += opts.interval;
@@ -411,10 +283,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             summary::live(opts, &delta, &now, &sh, Clock::monotonic_now() - started);
             prev_stats = now;
         }
-    }
+    };
 
     // Everything the kernel submitted is drained before the summary.
     stop.store(true, Ordering::Release);
+    drop(ctl);
     reader
         .join()
         .map_err(|_| Error::Runtime("reader thread panicked".into()))?;
@@ -423,14 +296,31 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .map_err(|_| Error::Runtime("consumer thread panicked".into()))?;
     let ended = Clock::monotonic_now();
     let stats = probes.read_stats()?;
+    if let Some((_, _, stx)) = &store_side {
+        let rows = syscalls::rows(&syscalls::delta(&stats, &prev_sample))
+            .into_iter()
+            .map(|r| (r.syscall, r.count, r.errors))
+            .collect();
+        let _ = stx.send(StoreMsg::Timeline { ts_ns: ended, rows });
+    }
     let drops = probes.read_drops()?;
     let per_thread = if opts.per_process {
         summary::read_per_thread(&probes)
     } else {
         Vec::new()
     };
+    let lost_by_tree = (0..ai_forensics_common::MAX_TREES)
+        .filter_map(|t| {
+            probes
+                .read_lost_for_tree(t)
+                .ok()
+                .filter(|n| *n > 0)
+                .map(|n| (t, n))
+        })
+        .collect();
+    drop(probes);
     let sh = shared.lock().map(|s| s.clone()).unwrap_or_default();
-    let report = summary::Report {
+    let mut report = summary::Report {
         opts,
         stats: &stats,
         drops,
@@ -439,41 +329,93 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         per_thread: &per_thread,
         elapsed_ns: ended - started,
         child_status,
-        lost_by_tree: (0..ai_forensics_common::MAX_TREES)
-            .filter_map(|t| {
-                probes
-                    .read_lost_for_tree(t)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(|n| (t, n))
-            })
-            .collect(),
+        lost_by_tree,
+        store: None,
     };
+    let detail = report.json(&consumer);
+    consumer.write_record("summary", detail.clone());
+    if let Some(s) = &mut consumer.sink {
+        let _ = s.out.flush();
+    }
+    let trigger = consumer
+        .store
+        .as_ref()
+        .and_then(|s| s.flight.as_ref())
+        .and_then(|f| f.triggered.clone());
+    consumer.close_store();
 
+    // The writer seals its last batch; the session row is completed.
+    if let Some((id, handle, stx)) = store_side {
+        drop(stx);
+        let mut store = handle
+            .join()
+            .map_err(|_| Error::Runtime("store writer panicked".into()))?;
+        let ws = writer_stats.lock().map(|w| w.clone()).unwrap_or_default();
+        let totals: std::collections::BTreeMap<u32, (u64, u64)> =
+            per_thread.iter().fold(Default::default(), |mut m, r| {
+                let e = m.entry(r.pid).or_insert((0, 0));
+                e.0 += r.count;
+                e.1 += r.errors;
+                m
+            });
+        let rows = syscalls::rows(&stats);
+        let status = if end == End::Exited {
+            "completed"
+        } else {
+            "interrupted"
+        };
+        let fin = store.finish(
+            id,
+            &Finish {
+                status,
+                ended_ns: ended,
+                ended_at: consumer.clock.rfc3339(ended),
+                exit_status: detail["exit_status"].clone(),
+                summary: &detail,
+                rows: &rows,
+                procs: &consumer.procs,
+                per_process: &|pid| totals.get(&pid).copied(),
+                activity: (opts.mode == Mode::Events).then_some(&consumer.activity),
+                final_digest: hex::encode(ws.last_digest),
+                batches: ws.batches,
+                events: ws.events,
+                trigger,
+            },
+        );
+        if let Err(e) = &fin {
+            tracing::error!("completing the session in the store: {e}");
+        }
+        report.store = Some(summary::StoreReport {
+            path: store.path.display().to_string(),
+            session: id,
+            batches: ws.batches,
+            events: ws.events,
+            final_digest: hex::encode(ws.last_digest),
+            dropped: sh.store_dropped,
+            failed: ws.failed,
+            error: ws
+                .error
+                .clone()
+                .or_else(|| fin.err().map(|e| e.to_string())),
+            flight_untriggered: opts.flight_recorder.is_some() && ws.events == 0,
+        });
+    }
     if let Some(err) = &sh.output_error {
         return Err(Error::Runtime(format!("writing events: {err}")));
     }
-    if !sh.output_closed {
-        let detail = report.json(&consumer);
-        consumer.write_record("summary", detail);
-        if let Some(s) = &mut consumer.sink {
-            let _ = s.out.flush();
-        }
-        if opts.summary {
-            let text = report.text(&consumer);
-            let r = if opts.events_on_stdout() {
-                io::stderr().write_all(text.as_bytes())
-            } else {
-                io::stdout().write_all(text.as_bytes())
-            };
-            if let Err(e) = r
-                && e.kind() != io::ErrorKind::BrokenPipe
-            {
-                return Err(Error::io("writing the summary", e));
-            }
+    if !sh.output_closed && opts.summary {
+        let text = report.text(&consumer);
+        let r = if opts.events_on_stdout() {
+            io::stderr().write_all(text.as_bytes())
+        } else {
+            io::stdout().write_all(text.as_bytes())
+        };
+        if let Err(e) = r
+            && e.kind() != io::ErrorKind::BrokenPipe
+        {
+            return Err(Error::io("writing the summary", e));
         }
     }
-    drop(probes);
     let exit_code = match child_status {
         Some(st) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st) as u8,
         Some(st) if libc::WIFSIGNALED(st) => 128 + libc::WTERMSIG(st) as u8,
@@ -482,14 +424,31 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     Ok(Outcome { exit_code })
 }
 
+/// Reaps exited children (as subreaper, orphans of the tree too); records
+/// the launched command's status. True when no child is left.
+fn reap_tree(pid: u32, status_out: &mut Option<i32>) -> bool {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on any child with a local status.
+        let r = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG) };
+        if r > 0 {
+            if r as u32 == pid {
+                *status_out = Some(status);
+            }
+            continue;
+        }
+        return r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+    }
+}
+
 fn session_detail(opts: &Options, clock: &Clock) -> serde_json::Value {
-    let uname = rustix_uname();
+    let (host, kernel) = uname();
     json!({
         "tool": "ai-forensics",
         "version": env!("CARGO_PKG_VERSION"),
         "schema": crate::output::json::SCHEMA_VERSION,
-        "host": uname.0,
-        "kernel": uname.1,
+        "host": host,
+        "kernel": kernel,
         "arch": std::env::consts::ARCH,
         "clock_offset_ns": clock.offset_ns.to_string(),
         "mode": match opts.mode { Mode::Count => "count", Mode::Events => "events" },
@@ -500,11 +459,12 @@ fn session_detail(opts: &Options, clock: &Clock) -> serde_json::Value {
         "all": opts.targets.all,
         "ring_buffer_bytes": opts.ring_bytes,
         "latency": opts.latency,
+        "flight_recorder_ns": opts.flight_recorder.map(|d| d.as_nanos() as u64),
     })
 }
 
 /// Host name and kernel release.
-fn rustix_uname() -> (String, String) {
+fn uname() -> (String, String) {
     // SAFETY: uname fills a zeroed local utsname.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: as above.

@@ -90,6 +90,10 @@ pub struct Options {
     pub summary: bool,
     /// Rows in tables.
     pub top: usize,
+    /// The store to record into (`None`: `--no-store`).
+    pub store: Option<PathBuf>,
+    /// Keep only this much history in memory until a trigger.
+    pub flight_recorder: Option<Duration>,
 }
 
 impl Options {

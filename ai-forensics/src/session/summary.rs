@@ -85,6 +85,31 @@ pub struct Report<'a> {
     pub child_status: Option<i32>,
     /// Records lost per target tree (trees with losses only).
     pub lost_by_tree: BTreeMap<u32, u64>,
+    /// What was stored, when the store is on.
+    pub store: Option<StoreReport>,
+}
+
+/// What the store received.
+#[derive(Clone, Debug)]
+pub struct StoreReport {
+    /// Database file.
+    pub path: String,
+    /// Session id.
+    pub session: i64,
+    /// Sealed batches.
+    pub batches: u64,
+    /// Records stored.
+    pub events: u64,
+    /// Digest of the last batch.
+    pub final_digest: String,
+    /// Records the store's queue could not take.
+    pub dropped: u64,
+    /// Records that failed to be written.
+    pub failed: u64,
+    /// Write error.
+    pub error: Option<String>,
+    /// Flight recorder on and never triggered.
+    pub flight_untriggered: bool,
 }
 
 fn status_json(st: Option<i32>) -> Value {
@@ -137,6 +162,8 @@ impl Report<'_> {
 
                 "lost_reported_in_stream": self.shared.lost_reported,
                 "decode_errors": self.shared.decode_errors,
+                "store_dropped": self.shared.store_dropped,
+
                 "fd_table_evictions": c.fds.evicted,
                 "process_table_evictions": c.procs.evicted,
                 "aggregate_overflow": c.activity.overflowed,
@@ -234,6 +261,33 @@ impl Report<'_> {
                     ""
                 }
             );
+        }
+        if let Some(s) = &self.store {
+            if s.flight_untriggered {
+                let _ = writeln!(
+                    out,
+                    "store: session {} in {} (flight recorder: no trigger, window discarded)",
+                    s.session, s.path
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "store: session {} in {}: {} records in {} sealed batches, final digest {}",
+                    s.session, s.path, s.events, s.batches, s.final_digest
+                );
+            }
+            if s.dropped > 0 || s.failed > 0 {
+                let _ = writeln!(
+                    out,
+                    "store: {} records could not be stored ({} queue full, {} write errors){}",
+                    s.dropped + s.failed,
+                    s.dropped,
+                    s.failed,
+                    s.error
+                        .as_deref()
+                        .map_or_else(String::new, |e| format!(": {e}"))
+                );
+            }
         }
         if let Some(st) = self.child_status {
             if libc::WIFEXITED(st) {

@@ -1,0 +1,240 @@
+//! Before recording: what to load, what to capture, where events go, and
+//! which processes are targets from the start.
+use std::{
+    collections::BTreeSet,
+    fs::File,
+    io::{self, BufWriter},
+};
+
+use ai_forensics_common::{SyscallSpec, config as cfg, spec};
+
+use super::{
+    consumer::Sink,
+    options::{Mode, Options},
+};
+use crate::{
+    error::{Error, Result},
+    loader::{LoadOptions, Probes},
+    state::procs::Origin,
+    syscall::{signature, table as systable},
+    target::procfs,
+};
+
+/// Capacity of the in-flight table: threads of targets inside a syscall at once.
+const INFLIGHT_ENTRIES: u32 = 65_536;
+/// Capacity of the per-thread statistics table.
+const PROC_STATS_ENTRIES: u32 = 131_072;
+
+/// Kernel configuration for `opts`.
+#[must_use]
+pub fn load_options(opts: &Options) -> LoadOptions {
+    let mut flags = 0;
+    if opts.targets.all {
+        flags |= cfg::ALL;
+    }
+    if opts.latency {
+        flags |= cfg::TIMING;
+    }
+    if opts.per_process {
+        flags |= cfg::PER_PROC;
+    }
+    if !opts.targets.cgroups.is_empty() {
+        flags |= cfg::CGROUP;
+    }
+    if opts.targets.selectors.watches_exec() {
+        flags |= cfg::WATCH_EXEC;
+    }
+    if opts.targets.selectors.discover {
+        flags |= cfg::WATCH_OPEN | cfg::WATCH_EXEC;
+    }
+    if opts.mode == Mode::Events {
+        flags |= cfg::EVENTS;
+    }
+    LoadOptions {
+        flags,
+        ring_bytes: opts.ring_bytes,
+        inflight: INFLIGHT_ENTRIES,
+        proc_stats: if opts.per_process {
+            PROC_STATS_ENTRIES
+        } else {
+            0
+        },
+    }
+}
+
+/// Capture specs for every syscall number the kernel must know about.
+#[must_use]
+pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
+    let mut out = Vec::new();
+    let captured = if opts.mode == Mode::Events {
+        opts.selection.captured()
+    } else {
+        BTreeSet::new()
+    };
+    for (nr, name) in systable::all() {
+        let mut sp = if captured.contains(&nr) {
+            signature::lookup(name).map_or(
+                SyscallSpec {
+                    flags: spec::EVENT,
+                    ..SyscallSpec::NONE
+                },
+                signature::capture_spec,
+            )
+        } else {
+            SyscallSpec::NONE
+        };
+        if opts.targets.selectors.discover
+            && matches!(name, "open" | "openat" | "openat2" | "creat")
+        {
+            let sig = signature::lookup(name).map(signature::capture_spec);
+            sp.flags |= spec::WATCH;
+            if let Some(s) = sig {
+                sp.str0_arg = s.str0_arg;
+            }
+            if !captured.contains(&nr) {
+                // Discovery needs the path; the target's own opens are not streamed.
+                sp.flags &= !spec::EVENT;
+            }
+        }
+        if sp != SyscallSpec::NONE {
+            out.push((nr, sp));
+        }
+    }
+    out
+}
+
+/// Validates the targets before anything is loaded.
+pub fn check_targets(opts: &Options) -> Result<()> {
+    let me = std::process::id();
+    for &pid in &opts.targets.pids {
+        if pid == 0 {
+            return Err(Error::usage("--pid: 0 is not a process"));
+        }
+        if pid == me {
+            return Err(Error::usage(format!(
+                "--pid {pid}: that is ai-forensics itself, which never traces itself"
+            )));
+        }
+        if !procfs::exists(pid) {
+            return Err(Error::usage(format!("--pid {pid}: no such process")));
+        }
+    }
+    for cg in &opts.targets.cgroups {
+        if !cg.join("cgroup.procs").is_file() {
+            return Err(Error::usage(format!(
+                "--cgroup {}: not a cgroup v2 directory (no cgroup.procs)",
+                cg.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the event stream's destination.
+pub fn open_sink(opts: &Options) -> Result<Option<Sink>> {
+    let Some(format) = opts.format else {
+        return Ok(None);
+    };
+    let out: Box<dyn io::Write + Send> = match &opts.output {
+        Some(path) => Box::new(
+            File::create(path)
+                .map_err(|e| Error::usage(format!("--output {}: {e}", path.display())))?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    Ok(Some(Sink {
+        format,
+        out: BufWriter::with_capacity(1 << 16, out),
+    }))
+}
+
+fn cgroup_id(path: &std::path::Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    // The cgroup id bpf_get_current_cgroup_id returns is the inode number of
+    // the cgroup's directory in cgroupfs.
+    std::fs::metadata(path)
+        .map(|m| m.ino())
+        .map_err(|e| Error::usage(format!("--cgroup {}: {e}", path.display())))
+}
+
+/// A process that is a target from the start.
+pub struct Initial {
+    /// Process id.
+    pub pid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// How it came under tracing.
+    pub origin: Origin,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Targets known at start: explicit PIDs with their descendants, members of
+/// the cgroups (whose ids also go to the kernel), running processes that
+/// match a selector. Returns them and the next free tree id.
+pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initial>, u32)> {
+    let mut out = Vec::new();
+    let mut tree = 1;
+    for &pid in &opts.targets.pids {
+        out.push(Initial {
+            pid,
+            tree,
+            origin: Origin::Attached,
+            reason: Some("--pid".into()),
+        });
+        for d in procfs::descendants(pid) {
+            out.push(Initial {
+                pid: d,
+                tree,
+                origin: Origin::Attached,
+                reason: Some(format!("descendant of {pid}")),
+            });
+        }
+        tree += 1;
+    }
+    for cg in &opts.targets.cgroups {
+        probes
+            .cgroups
+            .insert(cgroup_id(cg)?, tree, 0)
+            .map_err(|e| Error::Runtime(format!("cgroup map: {e}")))?;
+        let members = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default();
+        let why = match procfs::container_id(&cg.to_string_lossy()) {
+            Some(c) => format!("cgroup {} (container {c})", cg.display()),
+            None => format!("cgroup {}", cg.display()),
+        };
+        for pid in members.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            out.push(Initial {
+                pid,
+                tree,
+                origin: Origin::Attached,
+                reason: Some(why.clone()),
+            });
+        }
+        tree += 1;
+    }
+    if opts.targets.selectors.watches_exec() || opts.targets.selectors.discover {
+        let me = std::process::id();
+        for pid in procfs::all_pids() {
+            if pid == me || pid == 1 {
+                continue;
+            }
+            if let Some(info) = procfs::info(pid)
+                && let Some(reason) = opts.targets.selectors.match_running(&info)
+            {
+                out.push(Initial {
+                    pid,
+                    tree,
+                    origin: Origin::Matched,
+                    reason: Some(reason),
+                });
+                tree = (tree + 1).min(ai_forensics_common::MAX_TREES - 1);
+            }
+        }
+    }
+    for i in &out {
+        if i.pid != std::process::id() {
+            probes.targets.add(i.pid, i.tree)?;
+        }
+    }
+    Ok((out, tree))
+}

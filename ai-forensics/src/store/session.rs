@@ -1,0 +1,192 @@
+//! A session's row: opened when recording starts, completed when it ends.
+use rusqlite::params;
+use serde_json::Value;
+
+use super::Store;
+use crate::{
+    aggregate::{activity::Activity, syscalls::Row},
+    decode::escape,
+    error::Result,
+    state::procs::Processes,
+};
+
+/// What is known when a session starts.
+pub struct Begin<'a> {
+    /// The session header record's detail (tool, host, kernel, options...).
+    pub header: &'a Value,
+    /// Monotonic start.
+    pub started_ns: u64,
+    /// Wall-clock start (RFC 3339).
+    pub started_at: String,
+    /// Flight-recorder window, if any.
+    pub flight_recorder: Option<String>,
+}
+
+/// What is known when it ends.
+pub struct Finish<'a> {
+    /// `completed`, `interrupted`...
+    pub status: &'a str,
+    /// Monotonic end.
+    pub ended_ns: u64,
+    /// Wall-clock end.
+    pub ended_at: String,
+    /// The workload's exit status (JSON).
+    pub exit_status: Value,
+    /// The summary record's detail.
+    pub summary: &'a Value,
+    /// Exact per-syscall rows.
+    pub rows: &'a [Row],
+    /// Processes.
+    pub procs: &'a Processes,
+    /// Per-process (calls, errors).
+    pub per_process: &'a dyn Fn(u32) -> Option<(u64, u64)>,
+    /// Activity (events mode).
+    pub activity: Option<&'a Activity>,
+    /// Final digest of the chain (hex).
+    pub final_digest: String,
+    /// Sealed batches.
+    pub batches: u64,
+    /// Records stored.
+    pub events: u64,
+    /// Flight-recorder trigger, if one fired.
+    pub trigger: Option<String>,
+}
+
+impl Store {
+    /// Inserts the session row (status `running`) and returns its id.
+    pub fn begin(&self, b: &Begin<'_>) -> Result<i64> {
+        let h = b.header;
+        self.conn
+            .execute(
+                "INSERT INTO sessions (status, started_ns, started_at, command, host, kernel, tool_version, options, recorder_pid, boot_id, clock_offset_ns, flight_recorder)
+                 VALUES ('running', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    b.started_ns as i64,
+                    b.started_at,
+                    h["command"].to_string(),
+                    h["host"].as_str(),
+                    h["kernel"].as_str(),
+                    h["version"].as_str(),
+                    h.to_string(),
+                    std::process::id(),
+                    super::boot_id(),
+                    h["clock_offset_ns"].as_str(),
+                    b.flight_recorder,
+                ],
+            )
+            .map_err(|e| self.err(&e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Writes the end-of-session tables and completes the row.
+    pub fn finish(&mut self, id: i64, f: &Finish<'_>) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::sql_err(&self.path, &e))?;
+        {
+            let mut st = tx
+                .prepare("INSERT OR REPLACE INTO syscall_stats (session_id, nr, syscall, count, errors, timed, total_ns, min_ns, avg_ns, max_ns, p99_ns, lost) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+                .map_err(|e| super::sql_err(&self.path, &e))?;
+            for r in f.rows {
+                st.execute(params![
+                    id,
+                    r.nr,
+                    r.syscall,
+                    r.count as i64,
+                    r.errors as i64,
+                    r.timed as i64,
+                    r.total_ns as i64,
+                    r.min_ns as i64,
+                    r.avg_ns as i64,
+                    r.max_ns as i64,
+                    r.p99_ns as i64,
+                    r.lost as i64
+                ])
+                .map_err(|e| super::sql_err(&self.path, &e))?;
+            }
+            let mut pr = tx
+                .prepare("INSERT INTO processes (session_id, pid, ppid, tree, comm, exe, cmdline, uid, cgroup, container, start_ns, exit_ns, origin, reason, threads, calls, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
+                .map_err(|e| super::sql_err(&self.path, &e))?;
+            for p in f.procs.iter() {
+                let j = p.json();
+                let (calls, errors) = (f.per_process)(p.pid)
+                    .map_or((None, None), |(c, e)| (Some(c as i64), Some(e as i64)));
+                pr.execute(params![
+                    id,
+                    p.pid,
+                    p.ppid,
+                    p.tree,
+                    escape::escape(&p.comm),
+                    p.exe.as_deref().map(escape::escape),
+                    j["cmdline"].to_string(),
+                    p.uid,
+                    j["cgroup"].as_str(),
+                    p.container,
+                    p.start_ns.map(|t| t as i64),
+                    p.exit_ns.map(|t| t as i64),
+                    j["origin"].as_str(),
+                    p.reason,
+                    p.threads.len() as i64,
+                    calls,
+                    errors
+                ])
+                .map_err(|e| super::sql_err(&self.path, &e))?;
+            }
+            if let Some(a) = f.activity {
+                let mut fi = tx
+                    .prepare("INSERT INTO files (session_id, path, opens, open_errors, reads, bytes_read, writes, bytes_written, bytes_mapped, first_ns, last_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
+                for (p, s) in &a.files {
+                    fi.execute(params![
+                        id,
+                        escape::escape(p),
+                        s.opens as i64,
+                        s.open_errors as i64,
+                        s.reads as i64,
+                        s.bytes_read as i64,
+                        s.writes as i64,
+                        s.bytes_written as i64,
+                        s.bytes_mapped as i64,
+                        s.first_ns as i64,
+                        s.last_ns as i64
+                    ])
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
+                }
+                let mut ep = tx
+                    .prepare("INSERT INTO endpoints (session_id, endpoint, connects, binds, accepts, bytes_sent, bytes_received) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
+                for (k, e) in &a.endpoints {
+                    ep.execute(params![
+                        id,
+                        k,
+                        e.connects as i64,
+                        e.binds as i64,
+                        e.accepts as i64,
+                        e.bytes_sent as i64,
+                        e.bytes_received as i64
+                    ])
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
+                }
+            }
+            tx.execute(
+                "UPDATE sessions SET status = ?2, ended_ns = ?3, ended_at = ?4, exit_status = ?5, summary = ?6, final_digest = ?7, batches = ?8, events = ?9, trigger = ?10 WHERE id = ?1",
+                params![
+                    id,
+                    f.status,
+                    f.ended_ns as i64,
+                    f.ended_at,
+                    f.exit_status.to_string(),
+                    f.summary.to_string(),
+                    f.final_digest,
+                    f.batches as i64,
+                    f.events as i64,
+                    f.trigger
+                ],
+            )
+            .map_err(|e| super::sql_err(&self.path, &e))?;
+        }
+        tx.commit().map_err(|e| super::sql_err(&self.path, &e))?;
+        self.index()
+    }
+}

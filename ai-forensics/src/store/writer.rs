@@ -1,0 +1,267 @@
+//! The store's writer thread: records arrive in batches from the consumer
+//! and are committed in sealed transactions, at least every half second, so
+//! a `kill -9` of the recorder loses at most the batch in flight.
+use std::{
+    sync::{
+        Arc, Mutex,
+        mpsc::{Receiver, RecvTimeoutError},
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use rusqlite::params;
+
+use super::{
+    Store,
+    chain::{BatchHeader, GENESIS, Sealer},
+};
+
+/// One record on its way to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Emitted {
+    /// Sequence number in the session's stream.
+    pub seq: u64,
+    /// Monotonic time.
+    pub ts_ns: Option<u64>,
+    /// Record type.
+    pub kind: String,
+    /// Process.
+    pub pid: Option<u32>,
+    /// Thread.
+    pub tid: Option<u32>,
+    /// Syscall name.
+    pub syscall: Option<String>,
+    /// Main path of the record (for `query --path`).
+    pub path: Option<String>,
+    /// The JSON line, exactly as written live.
+    pub json: String,
+}
+
+/// Messages to the writer.
+pub enum StoreMsg {
+    /// Records to append.
+    Records(Vec<Emitted>),
+    /// Records the store could not take (queue full): recorded as a gap.
+    Gap {
+        /// How many.
+        count: u64,
+        /// First lost record's time.
+        first_ts_ns: u64,
+        /// Last lost record's time.
+        last_ts_ns: u64,
+    },
+    /// Per-interval syscall counts for the timeline.
+    Timeline {
+        /// End of the interval.
+        ts_ns: u64,
+        /// (syscall, calls, errors) in the interval.
+        rows: Vec<(String, u64, u64)>,
+    },
+}
+
+/// What the writer did.
+#[derive(Clone, Debug, Default)]
+pub struct WriterStats {
+    /// Sealed batches.
+    pub batches: u64,
+    /// Records committed.
+    pub events: u64,
+    /// Records that could not be committed (write errors, full disk).
+    pub failed: u64,
+    /// Last write error.
+    pub error: Option<String>,
+    /// Digest of the last sealed batch.
+    pub last_digest: [u8; 32],
+}
+
+/// Records per sealed batch at most.
+const BATCH_MAX: usize = 16_384;
+/// Longest time records wait before they are committed.
+const SEAL_EVERY: Duration = Duration::from_millis(500);
+
+struct Writer {
+    store: Store,
+    session: i64,
+    pending: Vec<Emitted>,
+    gap: u64,
+    gap_span: Option<(u64, u64)>,
+    timeline: Vec<(u64, String, u64, u64)>,
+    stats: Arc<Mutex<WriterStats>>,
+    prev: [u8; 32],
+    batch: u64,
+}
+
+impl Writer {
+    fn seal(&mut self) {
+        if self.pending.is_empty() && self.timeline.is_empty() {
+            return;
+        }
+        let r = self.commit();
+        let mut st = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match r {
+            Ok(Some(d)) => {
+                st.batches += 1;
+                st.events += self.pending.len() as u64;
+                st.last_digest = d;
+                self.prev = d;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                // The records are lost for the store (the live stream and
+                // the in-kernel counts still have them); say so.
+                if st.error.is_none() {
+                    tracing::error!("store: {e}; records are no longer being stored");
+                }
+                st.failed += self.pending.len() as u64;
+                st.error = Some(e.to_string());
+                self.batch -= 1;
+            }
+        }
+        self.pending.clear();
+        self.timeline.clear();
+    }
+
+    fn commit(&mut self) -> rusqlite::Result<Option<[u8; 32]>> {
+        let tx = self.store.conn.transaction()?;
+        {
+            let mut tl = tx.prepare_cached("INSERT INTO timeline (session_id, ts_ns, syscall, count, errors) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+            for (ts, name, c, e) in &self.timeline {
+                tl.execute(params![
+                    self.session,
+                    *ts as i64,
+                    name,
+                    *c as i64,
+                    *e as i64
+                ])?;
+            }
+        }
+        let digest = if self.pending.is_empty() {
+            None
+        } else {
+            self.batch += 1;
+            let h = BatchHeader {
+                batch: self.batch,
+                first_seq: self.pending[0].seq,
+                last_seq: self.pending[self.pending.len() - 1].seq,
+                count: self.pending.len() as u64,
+                gap_before: self.gap,
+            };
+            let mut sealer = Sealer::new(&self.prev, &h);
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO events (session_id, seq, batch, ts_ns, type, pid, tid, syscall, path, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )?;
+                for e in &self.pending {
+                    ins.execute(params![
+                        self.session,
+                        e.seq as i64,
+                        h.batch as i64,
+                        e.ts_ns.map(|t| t as i64),
+                        e.kind,
+                        e.pid,
+                        e.tid,
+                        e.syscall,
+                        e.path,
+                        e.json
+                    ])?;
+                    sealer.record(e.seq, &e.json);
+                }
+            }
+            let d = sealer.finish();
+            tx.execute(
+                "INSERT INTO batches (session_id, batch, first_seq, last_seq, count, gap_before, prev_digest, digest, sealed_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    self.session,
+                    h.batch as i64,
+                    h.first_seq as i64,
+                    h.last_seq as i64,
+                    h.count as i64,
+                    h.gap_before as i64,
+                    hex::encode(self.prev),
+                    hex::encode(d),
+                    crate::output::clock::Clock::monotonic_now() as i64
+                ],
+            )?;
+            if self.gap > 0 {
+                let (f, l) = self.gap_span.unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO gaps (session_id, batch, count, first_ts_ns, last_ts_ns, cause) VALUES (?1, ?2, ?3, ?4, ?5, 'store queue full')",
+                    params![self.session, h.batch as i64, self.gap as i64, f as i64, l as i64],
+                )?;
+            }
+            Some(d)
+        };
+        tx.commit()?;
+        if digest.is_some() {
+            self.gap = 0;
+            self.gap_span = None;
+        }
+        Ok(digest)
+    }
+}
+
+/// Starts the writer for session `session`; it returns the store when the
+/// channel closes, after committing everything it received.
+pub fn spawn(
+    store: Store,
+    session: i64,
+    rx: Receiver<StoreMsg>,
+    stats: Arc<Mutex<WriterStats>>,
+) -> std::io::Result<JoinHandle<Store>> {
+    thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            let mut w = Writer {
+                store,
+                session,
+                pending: Vec::new(),
+                gap: 0,
+                gap_span: None,
+                timeline: Vec::new(),
+                stats,
+                prev: GENESIS,
+                batch: 0,
+            };
+            let mut last = Instant::now();
+            loop {
+                let wait = SEAL_EVERY.saturating_sub(last.elapsed());
+                match rx.recv_timeout(wait) {
+                    Ok(StoreMsg::Records(mut v)) => {
+                        w.pending.append(&mut v);
+                        if w.pending.len() >= BATCH_MAX {
+                            w.seal();
+                            last = Instant::now();
+                        }
+                    }
+                    Ok(StoreMsg::Gap {
+                        count,
+                        first_ts_ns,
+                        last_ts_ns,
+                    }) => {
+                        w.gap += count;
+                        w.gap_span = Some(match w.gap_span {
+                            Some((f, _)) => (f, last_ts_ns),
+                            None => (first_ts_ns, last_ts_ns),
+                        });
+                    }
+                    Ok(StoreMsg::Timeline { ts_ns, rows }) => {
+                        w.timeline
+                            .extend(rows.into_iter().map(|(n, c, e)| (ts_ns, n, c, e)));
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        w.seal();
+                        return w.store;
+                    }
+                }
+                if last.elapsed() >= SEAL_EVERY {
+                    w.seal();
+                    last = Instant::now();
+                }
+            }
+        })
+}
