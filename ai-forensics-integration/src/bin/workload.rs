@@ -10,7 +10,7 @@ use std::{
 fn usage() -> ! {
     eprintln!(
         "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | \
-         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS>"
+         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS>"
     );
     exit(2)
 }
@@ -280,6 +280,24 @@ fn main() {
             getppid_n(n);
         }
         "sleep" => std::thread::sleep(Duration::from_millis(num(args.get(2)))),
+        "rate" => {
+            // RATE getppid calls per second for SECONDS, paced every 1000 calls.
+            let rate = num(args.get(2)).max(1);
+            let secs = num(args.get(3));
+            let start = std::time::Instant::now();
+            let total = rate * secs;
+            let mut done = 0u64;
+            while done < total {
+                getppid_n(1000.min(total - done));
+                done += 1000.min(total - done);
+                let due = Duration::from_secs_f64(done as f64 / rate as f64);
+                while start.elapsed() < due {
+                    std::hint::spin_loop();
+                }
+            }
+            println!("{done}");
+        }
+
         "exec-sh" => {
             let sh = CString::new(std::path::Path::new("/bin/sh").as_os_str().as_bytes())
                 .unwrap_or_default();

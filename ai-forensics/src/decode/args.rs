@@ -1,8 +1,11 @@
 //! Rendering a syscall's arguments as JSON, from its signature. The JSON
 //! form is the only rendered form: `output::text` prints text from it, so
 //! the live stream and a replay from the store read the same.
+use std::borrow::Cow;
+
 use ai_forensics_common::ev;
-use serde_json::{Map, Value, json};
+use serde::{Serialize, Serializer, ser::SerializeMap as _};
+use serde_json::{Value, json};
 
 use super::{Syscall, escape, flags, sockaddr};
 use crate::syscall::{
@@ -25,14 +28,55 @@ impl FdNames for () {
     }
 }
 
+/// Arguments by name, in the kernel's order, with `<name>_path` and
+/// `<name>_truncated` siblings. Serialised as a JSON object; kept as a
+/// vector because it is built once per event and read rarely.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Args(pub Vec<(Cow<'static, str>, Value)>);
+
+static NULL: Value = Value::Null;
+
+impl Args {
+    fn insert(&mut self, k: impl Into<Cow<'static, str>>, v: Value) {
+        self.0.push((k.into(), v));
+    }
+
+    /// The value of argument `k`.
+    #[must_use]
+    pub fn get(&self, k: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v)
+    }
+
+    /// Argument names, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_ref())
+    }
+}
+
+impl std::ops::Index<&str> for Args {
+    type Output = Value;
+    fn index(&self, k: &str) -> &Value {
+        self.get(k).unwrap_or(&NULL)
+    }
+}
+
+impl Serialize for Args {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k.as_ref(), v)?;
+        }
+        m.end()
+    }
+}
+
 /// A syscall's arguments, rendered.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rendered {
     /// Name of the syscall.
     pub name: String,
-    /// Arguments by name, in the kernel's order, with `<name>_path` and
-    /// `<name>_truncated` siblings.
-    pub args: Map<String, Value>,
+    /// Arguments.
+    pub args: Args,
     /// How the return value reads (fd, address, size...).
     pub ret: Ret,
 }
@@ -74,7 +118,7 @@ fn unread(v: u64) -> Value {
 pub fn render(s: &Syscall, names: &dyn FdNames) -> Rendered {
     let name = table::display_name(s.nr);
     let sig = table::name(s.nr).and_then(signature::lookup);
-    let mut args = Map::new();
+    let mut args = Args::default();
     match sig {
         Some(sig) => render_known(s, sig, names, &mut args),
         None => {
@@ -90,7 +134,7 @@ pub fn render(s: &Syscall, names: &dyn FdNames) -> Rendered {
     }
 }
 
-fn render_known(s: &Syscall, sig: &Signature, names: &dyn FdNames, args: &mut Map<String, Value>) {
+fn render_known(s: &Syscall, sig: &Signature, names: &dyn FdNames, args: &mut Args) {
     for (i, (an, kind)) in sig.args.iter().enumerate() {
         let v = s.args[i];
         let mut extra: Option<(String, Value)> = None;
@@ -162,7 +206,7 @@ fn render_known(s: &Syscall, sig: &Signature, names: &dyn FdNames, args: &mut Ma
             Arg::Mode => json!(format!("0{:o}", v as u32)),
             _ => json!(symbolic(*kind, v)),
         };
-        args.insert((*an).to_owned(), j);
+        args.insert(*an, j);
         if let Some((k, x)) = extra {
             args.insert(k, x);
         }
@@ -234,7 +278,7 @@ mod tests {
             0,
         );
         let r = render(&s, &Names);
-        let keys: Vec<&String> = r.args.keys().collect();
+        let keys: Vec<&str> = r.args.keys().collect();
         assert_eq!(keys, ["dirfd", "pathname", "flags", "mode"]);
         assert_eq!(r.args["pathname"], "/data/model.pt");
         assert_eq!(r.args["flags"], "O_RDONLY|O_CLOEXEC");

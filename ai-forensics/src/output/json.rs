@@ -4,7 +4,9 @@
 //! Every record has the same top-level fields, whatever its type:
 //! `v, seq, type, ts_ns, time, pid, tid, ppid, comm, exe, tree, detail`.
 //! Fields that do not apply are `null`; what is specific to the type is in
-//! `detail`.
+//! `detail`. Records are serialised straight from typed structs (no
+//! intermediate JSON tree): this is the recorder's hot path.
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::clock::Clock;
@@ -27,36 +29,98 @@ pub struct Ctx<'a> {
     pub fds: &'a FdTables,
 }
 
-/// A record with the common top-level fields.
+/// The common top-level fields.
+#[derive(Serialize)]
+struct Envelope<'a, D: Serialize> {
+    v: u32,
+    seq: u64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    ts_ns: Option<u64>,
+    time: Option<String>,
+    pid: Option<u32>,
+    tid: Option<u32>,
+    ppid: Option<u32>,
+    comm: Option<String>,
+    exe: Option<String>,
+    tree: Option<u32>,
+    detail: D,
+}
+
+/// A serialised record and what the store indexes it by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    /// The JSON text (one line, no newline).
+    pub json: String,
+    /// Record type.
+    pub kind: &'static str,
+    /// Monotonic time.
+    pub ts_ns: Option<u64>,
+    /// Process.
+    pub pid: Option<u32>,
+    /// Thread.
+    pub tid: Option<u32>,
+    /// Syscall name (syscall records).
+    pub syscall: Option<String>,
+    /// Main path of the record, for `query --path`.
+    pub path: Option<String>,
+}
+
+/// Serialises a record with the common fields.
 #[must_use]
-pub fn envelope(
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the envelope's fields, in schema order"
+)]
+pub fn line<D: Serialize>(
     ctx: &Ctx<'_>,
     seq: u64,
-    kind: &str,
+    kind: &'static str,
     ts_ns: Option<u64>,
     who: Option<(u32, u32, &[u8])>,
     tree: Option<u32>,
-    detail: Value,
-) -> Value {
-    let (pid, tid, comm) = match who {
-        Some((p, t, c)) => (json!(p), json!(t), json!(escape::escape(c))),
-        None => (Value::Null, Value::Null, Value::Null),
-    };
+    detail: D,
+    path: Option<String>,
+) -> Line {
     let proc_ = who.and_then(|(p, _, _)| ctx.procs.get(p));
-    json!({
-        "v": SCHEMA_VERSION,
-        "seq": seq,
-        "type": kind,
-        "ts_ns": ts_ns,
-        "time": ts_ns.map(|t| ctx.clock.rfc3339(t)),
-        "pid": pid,
-        "tid": tid,
-        "ppid": proc_.and_then(|p| p.ppid),
-        "comm": comm,
-        "exe": proc_.and_then(|p| p.exe.as_deref()).map(escape::escape),
-        "tree": tree,
-        "detail": detail,
-    })
+    let env = Envelope {
+        v: SCHEMA_VERSION,
+        seq,
+        kind,
+        ts_ns,
+        time: ts_ns.map(|t| ctx.clock.rfc3339(t)),
+        pid: who.map(|w| w.0),
+        tid: who.map(|w| w.1),
+        ppid: proc_.and_then(|p| p.ppid),
+        comm: who.map(|w| escape::escape(w.2)),
+        exe: proc_.and_then(|p| p.exe.as_deref()).map(escape::escape),
+        tree,
+        detail,
+    };
+    Line {
+        json: serde_json::to_string(&env).unwrap_or_default(),
+        kind,
+        ts_ns,
+        pid: who.map(|w| w.0),
+        tid: who.map(|w| w.1),
+        syscall: None,
+        path,
+    }
+}
+
+#[derive(Serialize)]
+struct SyscallDetail<'a> {
+    syscall: &'a str,
+    nr: u32,
+    phase: &'static str,
+    args: &'a args::Args,
+    ret: Option<i64>,
+    ret_kind: &'static str,
+    ret_path: Option<&'a str>,
+    errno: Option<String>,
+    duration_ns: Option<u64>,
+    cpu: u32,
+    read_fault: bool,
 }
 
 /// A syscall record from its rendered arguments (taken before the call's
@@ -67,10 +131,9 @@ pub fn syscall(
     ctx: &Ctx<'_>,
     seq: u64,
     s: &Syscall,
-    r: args::Rendered,
+    r: &args::Rendered,
     ret_path: Option<String>,
-) -> Value {
-    let errno = s.errno();
+) -> Line {
     let ret_kind = match r.ret {
         Ret::Fd => "fd",
         Ret::Addr => "addr",
@@ -78,20 +141,35 @@ pub fn syscall(
         Ret::Pid => "pid",
         Ret::Int => "int",
     };
-    let detail = json!({
-        "syscall": r.name,
-        "nr": s.nr,
-        "phase": if s.at_entry { "entry" } else { "exit" },
-        "args": r.args,
-        "ret": (!s.at_entry).then_some(s.ret),
-        "ret_kind": ret_kind,
-        "ret_path": ret_path,
-        "errno": errno.map(|e| crate::syscall::table::errno_name(e).map_or_else(|| e.to_string(), str::to_owned)),
-        "duration_ns": s.duration_ns,
-        "cpu": s.cpu,
-        "read_fault": s.flags & ai_forensics_common::ev::READ_FAULT != 0,
-    });
-    envelope(
+    let detail = SyscallDetail {
+        syscall: &r.name,
+        nr: s.nr,
+        phase: if s.at_entry { "entry" } else { "exit" },
+        args: &r.args,
+        ret: (!s.at_entry).then_some(s.ret),
+        ret_kind,
+        ret_path: ret_path.as_deref(),
+        errno: s.errno().map(|e| {
+            crate::syscall::table::errno_name(e).map_or_else(|| e.to_string(), str::to_owned)
+        }),
+        duration_ns: s.duration_ns,
+        cpu: s.cpu,
+        read_fault: s.flags & ai_forensics_common::ev::READ_FAULT != 0,
+    };
+    let path = [
+        "pathname",
+        "path",
+        "oldpath",
+        "filename",
+        "fd_path",
+        "sockfd_path",
+        "dirfd_path",
+    ]
+    .iter()
+    .find_map(|k| r.args.get(k).and_then(Value::as_str))
+    .or(ret_path.as_deref())
+    .map(str::to_owned);
+    let mut l = line(
         ctx,
         seq,
         "syscall",
@@ -99,60 +177,62 @@ pub fn syscall(
         Some((s.tgid, s.tid, &s.comm)),
         Some(s.tree),
         detail,
-    )
+        path,
+    );
+    l.syscall = Some(r.name.clone());
+    l
 }
 
 /// A loss marker.
 #[must_use]
-pub fn lost(ctx: &Ctx<'_>, seq: u64, l: &Lost) -> Value {
-    envelope(
-        ctx,
-        seq,
-        "lost",
-        Some(l.ts_ns),
-        None,
-        None,
-        json!({"count": l.count, "cpu": l.cpu, "first_ts_ns": l.first_ts_ns, "last_ts_ns": l.last_ts_ns,
-               "first_time": ctx.clock.rfc3339(l.first_ts_ns), "last_time": ctx.clock.rfc3339(l.last_ts_ns),
-               "source": "kernel"}),
-    )
+pub fn lost(ctx: &Ctx<'_>, seq: u64, l: &Lost) -> Line {
+    let detail = json!({"count": l.count, "cpu": l.cpu, "first_ts_ns": l.first_ts_ns, "last_ts_ns": l.last_ts_ns,
+           "first_time": ctx.clock.rfc3339(l.first_ts_ns), "last_time": ctx.clock.rfc3339(l.last_ts_ns),
+           "source": "kernel"});
+    line(ctx, seq, "lost", Some(l.ts_ns), None, None, detail, None)
 }
 
 /// A fork record.
 #[must_use]
-pub fn fork(ctx: &Ctx<'_>, seq: u64, f: &Fork) -> Value {
-    envelope(
+pub fn fork(ctx: &Ctx<'_>, seq: u64, f: &Fork) -> Line {
+    let detail =
+        json!({"child_pid": f.child_tgid, "child_tid": f.child_tid, "thread": f.is_thread()});
+    line(
         ctx,
         seq,
         "fork",
         Some(f.ts_ns),
         Some((f.tgid, f.tid, &f.comm)),
         Some(f.tree),
-        json!({"child_pid": f.child_tgid, "child_tid": f.child_tid, "thread": f.is_thread()}),
+        detail,
+        None,
     )
 }
 
 /// An exec record.
 #[must_use]
-pub fn exec(ctx: &Ctx<'_>, seq: u64, e: &Exec) -> Value {
+pub fn exec(ctx: &Ctx<'_>, seq: u64, e: &Exec) -> Line {
     let p = ctx.procs.get(e.tgid);
-    envelope(
+    let filename = escape::escape(&e.filename);
+    let detail = json!({"filename": filename, "filename_truncated": e.truncated,
+           "old_tid": e.old_tid,
+           "argv": p.map(|p| p.cmdline.iter().map(|a| escape::escape(a)).collect::<Vec<_>>())});
+    line(
         ctx,
         seq,
         "exec",
         Some(e.ts_ns),
         Some((e.tgid, e.tid, &e.comm)),
         Some(e.tree),
-        json!({"filename": escape::escape(&e.filename), "filename_truncated": e.truncated,
-               "old_tid": e.old_tid,
-               "argv": p.map(|p| p.cmdline.iter().map(|a| escape::escape(a)).collect::<Vec<_>>())}),
+        detail,
+        Some(filename),
     )
 }
 
 /// An exit record.
 #[must_use]
-pub fn exit(ctx: &Ctx<'_>, seq: u64, e: &Exit) -> Value {
-    envelope(
+pub fn exit(ctx: &Ctx<'_>, seq: u64, e: &Exit) -> Line {
+    line(
         ctx,
         seq,
         "exit",
@@ -160,22 +240,26 @@ pub fn exit(ctx: &Ctx<'_>, seq: u64, e: &Exit) -> Value {
         Some((e.tgid, e.tid, &e.comm)),
         Some(e.tree),
         json!({"group_dead": e.group_dead}),
+        None,
     )
 }
 
 /// A process identity record (first sight of a process, or a new program).
 #[must_use]
-pub fn process(ctx: &Ctx<'_>, seq: u64, pid: u32, ts_ns: Option<u64>) -> Value {
+pub fn process(ctx: &Ctx<'_>, seq: u64, pid: u32, ts_ns: Option<u64>) -> Line {
     let p = ctx.procs.get(pid);
     let comm = p.map(|p| p.comm.clone()).unwrap_or_default();
-    envelope(
+    let detail = p.map_or(Value::Null, crate::state::procs::Process::json);
+    let exe = detail["exe"].as_str().map(str::to_owned);
+    line(
         ctx,
         seq,
         "process",
         ts_ns,
         Some((pid, pid, &comm)),
         p.map(|p| p.tree),
-        p.map_or(Value::Null, super::super::state::procs::Process::json),
+        detail,
+        exe,
     )
 }
 
@@ -218,22 +302,26 @@ mod tests {
             tree: 1,
             comm: b"x".to_vec(),
         };
-        let recs = [
-            syscall(&ctx, 1, &s, args::render(&s, &fds), None),
+        let r = args::render(&s, &fds);
+        let lines = [
+            syscall(&ctx, 1, &s, &r, None),
             lost(&ctx, 2, &l),
             fork(&ctx, 3, &f),
             process(&ctx, 4, 1, None),
         ];
+        let recs: Vec<Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(&l.json).unwrap())
+            .collect();
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-        for r in &recs {
+        for (r, l) in recs.iter().zip(&lines) {
             assert_eq!(keys(r), keys(&recs[0]));
-            // Serialised form parses back.
-            let line = serde_json::to_string(r).unwrap();
-            assert!(!line.contains('\n'));
-            let back: Value = serde_json::from_str(&line).unwrap();
-            assert_eq!(&back, r);
+            assert!(!l.json.contains('\n'));
         }
+        assert_eq!(keys(&recs[0])[..3], ["v", "seq", "type"]);
         let path = recs[0]["detail"]["args"]["pathname"].as_str().unwrap();
         assert_eq!(escape::unescape(path).unwrap(), b"/\n\"<x>\xff");
+        assert_eq!(lines[0].path.as_deref(), Some(path));
+        assert_eq!(lines[0].syscall.as_deref(), Some("openat"));
     }
 }

@@ -249,13 +249,14 @@ mod tests {
         else {
             panic!()
         };
-        json::syscall(
+        let l = json::syscall(
             &ctx,
             1,
             &s,
-            args::render(&s, &fds),
+            &args::render(&s, &fds),
             ret_path.map(str::to_owned),
-        )
+        );
+        serde_json::from_str(&l.json).unwrap()
     }
 
     #[test]

@@ -131,7 +131,6 @@ fn describe_loss(loss: &Value) -> String {
 }
 
 /// Reads the report of session `id`.
-
 #[expect(
     clippy::too_many_lines,
     reason = "one query per section, in page order"
@@ -233,10 +232,11 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
 
     // Memory over time, from brk/mmap/munmap events.
     let mut st = c
-        .prepare("SELECT ts_ns, syscall, record FROM events WHERE session_id = ?1 AND type = 'syscall' AND syscall IN ('brk', 'mmap', 'munmap') ORDER BY seq")
+        .prepare("SELECT ts_ns, syscall, record FROM events WHERE id BETWEEN ?1 AND ?2 AND type = 'syscall' AND syscall IN ('brk', 'mmap', 'munmap') ORDER BY id")
         .map_err(e)?;
+    let (lo, hi) = crate::store::session_range(id);
     let rows = st
-        .query_map(params![id], |r| {
+        .query_map(params![lo, hi], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,

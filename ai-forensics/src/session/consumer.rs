@@ -153,28 +153,6 @@ pub struct Consumer {
     pub pending_exec: HashMap<u32, Syscall>,
 }
 
-fn main_path(v: &Value) -> Option<String> {
-    let d = &v["detail"];
-    let a = &d["args"];
-    for k in [
-        "pathname",
-        "path",
-        "oldpath",
-        "filename",
-        "fd_path",
-        "sockfd_path",
-        "dirfd_path",
-    ] {
-        if let Some(p) = a[k].as_str() {
-            return Some(p.to_owned());
-        }
-    }
-    d["ret_path"]
-        .as_str()
-        .or_else(|| d["filename"].as_str())
-        .map(str::to_owned)
-}
-
 impl Consumer {
     fn ctx(&self) -> Ctx<'_> {
         Ctx {
@@ -206,48 +184,44 @@ impl Consumer {
         }
     }
 
-    /// Emits one record: stream and store. `v` already carries `self.seq`.
-    fn emit(&mut self, v: &Value) {
+    /// Whether records are needed at all (an event stream or a store).
+    fn emitting(&self) -> bool {
+        self.sink.is_some() || self.store.is_some()
+    }
+
+    /// Emits one record: stream and store. `l` carries `self.seq`.
+    fn emit(&mut self, l: json::Line) {
         let seq = self.seq;
         self.seq += 1;
-        let needs_json =
-            self.store.is_some() || self.sink.as_ref().is_some_and(|s| s.format == Format::Json);
-        let line = needs_json.then(|| serde_json::to_string(v).unwrap_or_default());
         if let Some(sink) = &mut self.sink {
             let r = match sink.format {
                 Format::Json => sink
                     .out
-                    .write_all(line.as_deref().unwrap_or_default().as_bytes())
+                    .write_all(l.json.as_bytes())
                     .and_then(|()| sink.out.write_all(b"\n")),
-                Format::Text => match text::line(v) {
-                    Some(l) => sink
-                        .out
-                        .write_all(l.as_bytes())
-                        .and_then(|()| sink.out.write_all(b"\n")),
-                    None => Ok(()),
-                },
+                Format::Text => {
+                    let v: Value = serde_json::from_str(&l.json).unwrap_or(Value::Null);
+                    match text::line(&v) {
+                        Some(t) => sink
+                            .out
+                            .write_all(t.as_bytes())
+                            .and_then(|()| sink.out.write_all(b"\n")),
+                        None => Ok(()),
+                    }
+                }
             };
             self.note_write(r);
         }
         let Some(store) = &mut self.store else { return };
-        let e = Emitted {
-            seq,
-            ts_ns: v["ts_ns"].as_u64(),
-            kind: v["type"].as_str().unwrap_or_default().to_owned(),
-            pid: v["pid"].as_u64().map(|p| p as u32),
-            tid: v["tid"].as_u64().map(|p| p as u32),
-            syscall: v["detail"]["syscall"].as_str().map(str::to_owned),
-            path: main_path(v),
-            json: line.unwrap_or_default(),
-        };
+        let e = Emitted { seq, line: l };
         match &mut store.flight {
             Some(f) if f.triggered.is_none() => {
-                let now = e.ts_ns.unwrap_or(0);
+                let now = e.line.ts_ns.unwrap_or(0);
                 f.buf.push_back(e);
                 while f.buf.len() > f.max_records
                     || f.buf
                         .front()
-                        .is_some_and(|x| x.ts_ns.is_some_and(|t| t + f.window_ns < now))
+                        .is_some_and(|x| x.line.ts_ns.is_some_and(|t| t + f.window_ns < now))
                 {
                     f.buf.pop_front();
                     f.expired += 1;
@@ -316,7 +290,7 @@ impl Consumer {
 
     /// Writes the session header record.
     pub fn header(&mut self, detail: Value) {
-        let v = json::envelope(
+        let l = json::line(
             &self.ctx(),
             self.seq,
             "session",
@@ -324,13 +298,14 @@ impl Consumer {
             None,
             None,
             detail,
+            None,
         );
-        self.emit(&v);
+        self.emit(l);
     }
 
     /// Writes a record that is not about one process (summary, marker).
-    pub fn write_record(&mut self, kind: &str, detail: Value) {
-        let v = json::envelope(
+    pub fn write_record(&mut self, kind: &'static str, detail: Value) {
+        let l = json::line(
             &self.ctx(),
             self.seq,
             kind,
@@ -338,13 +313,14 @@ impl Consumer {
             None,
             None,
             detail,
+            None,
         );
-        self.emit(&v);
+        self.emit(l);
     }
 
     fn process_record(&mut self, pid: u32, ts: Option<u64>) {
-        let v = json::process(&self.ctx(), self.seq, pid, ts);
-        self.emit(&v);
+        let l = json::process(&self.ctx(), self.seq, pid, ts);
+        self.emit(l);
     }
 
     /// Handles a message.
@@ -429,16 +405,20 @@ impl Consumer {
             Record::Syscall(s) => self.syscall(s),
             Record::Lost(l) => {
                 self.shared_update(|s| s.lost_reported += l.count);
-                let v = json::lost(&self.ctx(), self.seq, &l);
-                self.emit(&v);
+                if self.emitting() {
+                    let line = json::lost(&self.ctx(), self.seq, &l);
+                    self.emit(line);
+                }
             }
             Record::Fork(f) => {
                 if self.procs.fork(&f) {
                     self.fds.fork(f.tgid, f.child_tgid);
                     self.shared_update(|s| s.seen_any = true);
                 }
-                let v = json::fork(&self.ctx(), self.seq, &f);
-                self.emit(&v);
+                if self.emitting() {
+                    let line = json::fork(&self.ctx(), self.seq, &f);
+                    self.emit(line);
+                }
             }
             Record::Exec(e) => {
                 self.procs.exec(&e, Origin::Forked);
@@ -447,8 +427,10 @@ impl Consumer {
                 {
                     self.pending_exec.insert(e.tid, p);
                 }
-                let v = json::exec(&self.ctx(), self.seq, &e);
-                self.emit(&v);
+                if self.emitting() {
+                    let line = json::exec(&self.ctx(), self.seq, &e);
+                    self.emit(line);
+                }
                 self.process_record(e.tgid, Some(e.ts_ns));
             }
             Record::Exit(e) => {
@@ -458,8 +440,10 @@ impl Consumer {
                 if self.procs.exit(&e) {
                     self.fds.exit(e.tgid);
                 }
-                let v = json::exit(&self.ctx(), self.seq, &e);
-                self.emit(&v);
+                if self.emitting() {
+                    let line = json::exit(&self.ctx(), self.seq, &e);
+                    self.emit(line);
+                }
             }
             Record::WatchExec(e) => {
                 let exe = crate::target::procfs::info(e.tgid).and_then(|i| i.exe);
@@ -503,7 +487,7 @@ impl Consumer {
             .get(pid)
             .map(|p| p.comm.clone())
             .unwrap_or_default();
-        let v = json::envelope(
+        let l = json::line(
             &self.ctx(),
             self.seq,
             "target",
@@ -511,8 +495,9 @@ impl Consumer {
             Some((pid, pid, &comm)),
             Some(tree),
             json!({"action": "added", "reason": reason}),
+            None,
         );
-        self.emit(&v);
+        self.emit(l);
         self.process_record(pid, Some(ts));
         self.shared_update(|s| s.seen_any = true);
     }
@@ -520,19 +505,18 @@ impl Consumer {
     /// Renders and emits a syscall (arguments before its effect on the fd
     /// table, the returned fd's path after).
     fn write_syscall(&mut self, s: &Syscall) {
-        let rendered = args::render(s, &self.fds);
+        let wanted = self.emitting() && self.selection.contains(s.nr);
+        let rendered = wanted.then(|| args::render(s, &self.fds));
         self.activity.apply(s, &self.fds);
         self.fds.apply(s);
-        if !self.selection.contains(s.nr) {
-            return;
-        }
+        let Some(rendered) = rendered else { return };
         let ret_path = if rendered.ret == Ret::Fd && s.ret >= 0 && !s.at_entry {
             args::FdNames::fd_name(&self.fds, s.tgid, s.ret)
         } else {
             None
         };
-        let v = json::syscall(&self.ctx(), self.seq, s, rendered, ret_path);
-        self.emit(&v);
+        let l = json::syscall(&self.ctx(), self.seq, s, &rendered, ret_path);
+        self.emit(l);
     }
 
     fn syscall(&mut self, mut s: Syscall) {
@@ -602,7 +586,7 @@ impl Consumer {
 }
 
 fn span(v: &[Emitted]) -> (u64, u64) {
-    let f = v.first().and_then(|e| e.ts_ns).unwrap_or(0);
-    let l = v.last().and_then(|e| e.ts_ns).unwrap_or(f);
+    let f = v.first().and_then(|e| e.line.ts_ns).unwrap_or(0);
+    let l = v.last().and_then(|e| e.line.ts_ns).unwrap_or(f);
     (f, l)
 }

@@ -57,11 +57,14 @@ pub struct Outcome {
     pub exit_code: u8,
 }
 
+/// Messages (of up to 4096 records each) queued for the store writer: a
+/// bound on the memory a slow disk can make the recorder hold.
+const STORE_QUEUE: usize = 32;
+
 /// Interval of the store's per-syscall timeline.
 const TIMELINE_EVERY: Duration = Duration::from_millis(250);
 
 /// Records kept by the flight recorder at most, whatever its window.
-
 const FLIGHT_MAX_RECORDS: usize = 2_000_000;
 
 /// Why the main loop stopped.
@@ -106,7 +109,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         })?;
         // Bounded: when the store cannot keep up, the consumer counts the
         // records it could not hand over as a gap instead of waiting.
-        let (stx, srx) = mpsc::sync_channel::<StoreMsg>(256);
+        let (stx, srx) = mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
         let handle = store_writer::spawn(store, id, srx, Arc::clone(&writer_stats))
             .map_err(|e| Error::io("starting the store writer", e))?;
         store_link = Some(StoreLink {

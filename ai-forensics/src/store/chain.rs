@@ -84,13 +84,14 @@ pub enum Verdict {
     },
 }
 
-/// Verifies the chain of session `id`.
-pub fn verify(store: &Store, id: i64) -> Result<Verdict> {
-    let conn = &store.conn;
-    let mut bstmt = conn
+type Sealed = (BatchHeader, String, String);
+
+fn sealed_batches(store: &Store, id: i64) -> Result<Vec<Sealed>> {
+    let mut st = store
+        .conn
         .prepare("SELECT batch, first_seq, last_seq, count, gap_before, prev_digest, digest FROM batches WHERE session_id = ?1 ORDER BY batch")
         .map_err(|e| store.err(&e))?;
-    let batches: Vec<(BatchHeader, String, String)> = bstmt
+    let rows = st
         .query_map(params![id], |r| {
             Ok((
                 BatchHeader {
@@ -107,112 +108,179 @@ pub fn verify(store: &Store, id: i64) -> Result<Verdict> {
         .map_err(|e| store.err(&e))?
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| store.err(&e))?;
-    let mut estmt = conn
-        .prepare("SELECT seq, record FROM events WHERE session_id = ?1 AND batch = ?2 ORDER BY seq")
-        .map_err(|e| store.err(&e))?;
-    let mut prev = GENESIS;
-    let mut expected_batch = 1u64;
-    let mut next_seq: Option<u64> = None;
-    let mut total = 0u64;
-    for (h, stored_prev, stored_digest) in &batches {
-        let broken = |kind, detail: String| {
-            Ok(Verdict::Broken {
-                batch: h.batch,
-                kind,
-                detail,
-            })
-        };
-        if h.batch != expected_batch {
-            return broken(
-                "removed",
-                format!("batch {expected_batch} is missing (next is {})", h.batch),
-            );
-        }
-        if stored_prev != &hex::encode(prev) {
-            return broken(
-                "reordered",
-                "its link to the previous batch does not match".into(),
-            );
-        }
-        if let Some(n) = next_seq
-            && h.first_seq < n
-        {
-            return broken(
-                "reordered",
-                format!(
-                    "starts at record {} before the previous batch ended at {}",
-                    h.first_seq,
-                    n - 1
-                ),
-            );
-        }
-        let rows: Vec<(u64, String)> = estmt
-            .query_map(params![id, h.batch as i64], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })
+    Ok(rows)
+}
+
+/// A run of records with the same batch number, in sequence order.
+struct Group {
+    batch: u64,
+    count: u64,
+    first: u64,
+    last: u64,
+    sealer: Option<Sealer>,
+}
+
+/// Verifies the chain of session `id`, in one pass over its records in
+/// sequence order.
+pub fn verify(store: &Store, id: i64) -> Result<Verdict> {
+    let batches = sealed_batches(store, id)?;
+    let (lo, hi) = super::session_range(id);
+    let present: std::collections::BTreeSet<u64> = {
+        let mut st = store
+            .conn
+            .prepare("SELECT DISTINCT batch FROM events WHERE id BETWEEN ?1 AND ?2")
+            .map_err(|e| store.err(&e))?;
+        st.query_map(params![lo, hi], |r| Ok(r.get::<_, i64>(0)? as u64))
             .map_err(|e| store.err(&e))?
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| store.err(&e))?;
-        if (rows.len() as u64) < h.count {
-            return broken(
-                "removed",
-                format!(
-                    "{} of its {} records are missing",
-                    h.count - rows.len() as u64,
-                    h.count
-                ),
-            );
-        }
-        if (rows.len() as u64) > h.count {
-            return broken(
-                "added",
-                format!(
-                    "{} records more than the {} sealed",
-                    rows.len() as u64 - h.count,
-                    h.count
-                ),
-            );
-        }
-        if rows.first().map(|r| r.0) != Some(h.first_seq)
-            || rows.last().map(|r| r.0) != Some(h.last_seq)
-        {
-            return broken(
-                "reordered",
-                "its records are not the sealed sequence range".into(),
-            );
-        }
-        let mut s = Sealer::new(&prev, h);
-        for (seq, json) in &rows {
-            s.record(*seq, json);
-        }
-        let d = s.finish();
-        if hex::encode(d) != *stored_digest {
-            return broken(
-                "altered",
-                "its records do not match the sealed digest".into(),
-            );
-        }
-        prev = d;
-        expected_batch += 1;
-        next_seq = Some(h.last_seq + 1);
-        total += h.count;
-    }
-    let all: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM events WHERE session_id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
+            .map_err(|e| store.err(&e))?
+    };
+    let sealed: std::collections::BTreeSet<u64> = batches.iter().map(|b| b.0.batch).collect();
+    let mut st = store
+        .conn
+        .prepare("SELECT seq, batch, record FROM events WHERE id BETWEEN ?1 AND ?2 ORDER BY id")
         .map_err(|e| store.err(&e))?;
-    if all as u64 != total {
+    let mut rows = st.query(params![lo, hi]).map_err(|e| store.err(&e))?;
+    let mut prev = GENESIS;
+    let mut idx = 0usize;
+    let mut total = 0u64;
+    let mut group: Option<Group> = None;
+
+    // Checks a finished group against the sealed header it should match.
+    let close =
+        |g: Group, idx: &mut usize, prev: &mut [u8; 32], total: &mut u64| -> Option<Verdict> {
+            let broken = |batch, kind, detail: String| {
+                Some(Verdict::Broken {
+                    batch,
+                    kind,
+                    detail,
+                })
+            };
+            let (h, stored_prev, stored_digest) = &batches[*idx];
+            if g.count < h.count {
+                return broken(
+                    h.batch,
+                    "removed",
+                    format!(
+                        "{} of its {} records are missing",
+                        h.count - g.count,
+                        h.count
+                    ),
+                );
+            }
+            if g.count > h.count {
+                return broken(
+                    h.batch,
+                    "added",
+                    format!(
+                        "{} records more than the {} sealed",
+                        g.count - h.count,
+                        h.count
+                    ),
+                );
+            }
+            if g.first != h.first_seq || g.last != h.last_seq {
+                return broken(
+                    h.batch,
+                    "reordered",
+                    "its records are not the sealed sequence range".into(),
+                );
+            }
+            if stored_prev != &hex::encode(*prev) {
+                return broken(
+                    h.batch,
+                    "reordered",
+                    "its link to the previous batch does not match".into(),
+                );
+            }
+            let d = g.sealer.map(Sealer::finish).unwrap_or_default();
+            if hex::encode(d) != *stored_digest {
+                return broken(
+                    h.batch,
+                    "altered",
+                    "its records do not match the sealed digest".into(),
+                );
+            }
+            *prev = d;
+            *idx += 1;
+            *total += h.count;
+            None
+        };
+
+    while let Some(r) = rows.next().map_err(|e| store.err(&e))? {
+        let seq = r.get::<_, i64>(0).map_err(|e| store.err(&e))? as u64;
+        let batch = r.get::<_, i64>(1).map_err(|e| store.err(&e))? as u64;
+        let rec: String = r.get(2).map_err(|e| store.err(&e))?;
+        if group.as_ref().is_none_or(|g| g.batch != batch) {
+            if let Some(g) = group.take()
+                && let Some(v) = close(g, &mut idx, &mut prev, &mut total)
+            {
+                return Ok(v);
+            }
+            let Some((h, _, _)) = batches.get(idx) else {
+                return Ok(Verdict::Broken {
+                    batch,
+                    kind: "added",
+                    detail: "records in a batch that was never sealed".into(),
+                });
+            };
+            if h.batch != idx as u64 + 1 {
+                return Ok(Verdict::Broken {
+                    batch: idx as u64 + 1,
+                    kind: "removed",
+                    detail: format!("batch {} is missing (next is {})", idx + 1, h.batch),
+                });
+            }
+            if batch != h.batch {
+                let kind = if !present.contains(&h.batch) {
+                    "removed"
+                } else if sealed.contains(&batch) {
+                    "reordered"
+                } else {
+                    "added"
+                };
+                return Ok(Verdict::Broken {
+                    batch: h.batch,
+                    kind,
+                    detail: format!(
+                        "found records of batch {batch} where batch {} should be",
+                        h.batch
+                    ),
+                });
+            }
+            group = Some(Group {
+                batch,
+                count: 0,
+                first: seq,
+                last: seq,
+                sealer: Some(Sealer::new(&prev, h)),
+            });
+        }
+        if let Some(g) = &mut group {
+            if seq < g.last && g.count > 0 {
+                return Ok(Verdict::Broken {
+                    batch: g.batch,
+                    kind: "reordered",
+                    detail: "sequence numbers go backwards".into(),
+                });
+            }
+            g.count += 1;
+            g.last = seq;
+            if let Some(s) = &mut g.sealer {
+                s.record(seq, &rec);
+            }
+        }
+    }
+    if let Some(g) = group.take()
+        && let Some(v) = close(g, &mut idx, &mut prev, &mut total)
+    {
+        return Ok(v);
+    }
+    if let Some((h, _, _)) = batches.get(idx) {
         return Ok(Verdict::Broken {
-            batch: expected_batch,
-            kind: if (all as u64) > total {
-                "added"
-            } else {
-                "removed"
-            },
-            detail: format!("{all} records in the store, {total} sealed"),
+            batch: h.batch,
+            kind: "removed",
+            detail: "all of its records are missing".into(),
         });
     }
     Ok(Verdict::Intact {

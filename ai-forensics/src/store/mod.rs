@@ -38,11 +38,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     flight_recorder TEXT, trigger TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
     session_id INTEGER NOT NULL, seq INTEGER NOT NULL, batch INTEGER NOT NULL,
     ts_ns INTEGER, type TEXT NOT NULL, pid INTEGER, tid INTEGER, syscall TEXT, path TEXT,
-    record TEXT NOT NULL,
-    PRIMARY KEY (session_id, seq)
-) WITHOUT ROWID;
+    record TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS batches (
     session_id INTEGER NOT NULL, batch INTEGER NOT NULL,
     first_seq INTEGER, last_seq INTEGER, count INTEGER NOT NULL, gap_before INTEGER NOT NULL,
@@ -88,14 +88,26 @@ CREATE TABLE IF NOT EXISTS actions (
 );
 ";
 
-/// Indexes for queries, made when a session ends (cheaper than keeping them
-/// up to date while recording).
-const INDEXES: &str = "
-CREATE INDEX IF NOT EXISTS events_pid ON events (session_id, pid);
-CREATE INDEX IF NOT EXISTS events_syscall ON events (session_id, syscall);
-CREATE INDEX IF NOT EXISTS events_ts ON events (session_id, ts_ns);
-CREATE INDEX IF NOT EXISTS events_batch ON events (session_id, batch);
-";
+/// Bits of an event's row id taken by its sequence number.
+const SEQ_BITS: u32 = 40;
+
+/// Row id of record `seq` of session `session`. Sessions own disjoint key
+/// ranges, so a session's records are one contiguous, ordered range of the
+/// table's primary key: appends are cheap and no secondary index is needed
+/// to read a session back in order.
+#[must_use]
+pub fn event_rowid(session: i64, seq: u64) -> i64 {
+    (session << SEQ_BITS) | (seq as i64 & ((1 << SEQ_BITS) - 1))
+}
+
+/// First and last row id of session `session`'s records.
+#[must_use]
+pub fn session_range(session: i64) -> (i64, i64) {
+    (
+        session << SEQ_BITS,
+        (session << SEQ_BITS) | ((1 << SEQ_BITS) - 1),
+    )
+}
 
 /// An open store.
 pub struct Store {
@@ -263,22 +275,22 @@ impl Store {
         for (id, pid, b) in rows {
             let alive = b == boot && recorder_alive(pid as u32);
             if !alive {
+                let (lo, hi) = session_range(id);
                 let last: Option<i64> = self
                     .conn
                     .query_row(
-                        "SELECT max(ts_ns) FROM events WHERE session_id = ?1",
-                        params![id],
+                        "SELECT ts_ns FROM events WHERE id BETWEEN ?1 AND ?2 ORDER BY id DESC LIMIT 1",
+                        params![lo, hi],
                         |r| r.get(0),
                     )
-                    .map_err(|e| sql_err(&self.path, &e))?;
+                    .optional()
+                    .map_err(|e| sql_err(&self.path, &e))?
+                    .flatten();
                 self.conn
                     .execute(
                         "UPDATE sessions SET status = 'aborted', ended_ns = ?2 WHERE id = ?1",
                         params![id, last],
                     )
-                    .map_err(|e| sql_err(&self.path, &e))?;
-                self.conn
-                    .execute_batch(INDEXES)
                     .map_err(|e| sql_err(&self.path, &e))?;
                 tracing::warn!(
                     "store: session {id} was left running by a recorder that is gone; marked aborted"
@@ -287,13 +299,6 @@ impl Store {
             }
         }
         Ok(n)
-    }
-
-    /// Creates the query indexes.
-    pub fn index(&self) -> Result<()> {
-        self.conn
-            .execute_batch(INDEXES)
-            .map_err(|e| sql_err(&self.path, &e))
     }
 
     /// Maps a SQLite error on this store.

@@ -64,7 +64,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, status, started_at, started_ns, ended_ns, command, options,
-                        (SELECT count(*) FROM events e WHERE e.session_id = s.id), final_digest
+                        (SELECT count(*) FROM events e WHERE e.id BETWEEN (s.id << 40) AND ((s.id << 40) | 1099511627775)), final_digest
                  FROM sessions s ORDER BY id",
             )
             .map_err(|e| self.err(&e))?;
@@ -160,8 +160,9 @@ impl Store {
         text_format: bool,
         out: &mut dyn Write,
     ) -> Result<u64> {
-        let mut sql = String::from("SELECT record FROM events WHERE session_id = ?");
-        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(id)];
+        let mut sql = String::from("SELECT record FROM events WHERE id BETWEEN ? AND ?");
+        let (lo, hi) = super::session_range(id);
+        let mut args: Vec<SqlValue> = vec![SqlValue::Integer(lo), SqlValue::Integer(hi)];
         if let Some(p) = f.pid {
             sql.push_str(" AND pid = ?");
             args.push(SqlValue::Integer(i64::from(p)));
@@ -186,7 +187,7 @@ impl Store {
             sql.push_str(" AND ts_ns <= ?");
             args.push(SqlValue::Integer(u as i64));
         }
-        sql.push_str(" ORDER BY seq");
+        sql.push_str(" ORDER BY id");
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }

@@ -186,7 +186,6 @@ impl Store {
             )
             .map_err(|e| super::sql_err(&self.path, &e))?;
         }
-        tx.commit().map_err(|e| super::sql_err(&self.path, &e))?;
-        self.index()
+        tx.commit().map_err(|e| super::sql_err(&self.path, &e))
     }
 }

@@ -17,25 +17,14 @@ use super::{
     chain::{BatchHeader, GENESIS, Sealer},
 };
 
-/// One record on its way to the store.
+/// One record on its way to the store: its sequence number and the line
+/// exactly as written live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Emitted {
     /// Sequence number in the session's stream.
     pub seq: u64,
-    /// Monotonic time.
-    pub ts_ns: Option<u64>,
-    /// Record type.
-    pub kind: String,
-    /// Process.
-    pub pid: Option<u32>,
-    /// Thread.
-    pub tid: Option<u32>,
-    /// Syscall name.
-    pub syscall: Option<String>,
-    /// Main path of the record (for `query --path`).
-    pub path: Option<String>,
-    /// The JSON line, exactly as written live.
-    pub json: String,
+    /// The serialised record.
+    pub line: crate::output::json::Line,
 }
 
 /// Messages to the writer.
@@ -153,22 +142,24 @@ impl Writer {
             let mut sealer = Sealer::new(&self.prev, &h);
             {
                 let mut ins = tx.prepare_cached(
-                    "INSERT INTO events (session_id, seq, batch, ts_ns, type, pid, tid, syscall, path, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO events (id, session_id, seq, batch, ts_ns, type, pid, tid, syscall, path, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 for e in &self.pending {
+                    let l = &e.line;
                     ins.execute(params![
+                        super::event_rowid(self.session, e.seq),
                         self.session,
                         e.seq as i64,
                         h.batch as i64,
-                        e.ts_ns.map(|t| t as i64),
-                        e.kind,
-                        e.pid,
-                        e.tid,
-                        e.syscall,
-                        e.path,
-                        e.json
+                        l.ts_ns.map(|t| t as i64),
+                        l.kind,
+                        l.pid,
+                        l.tid,
+                        l.syscall,
+                        l.path,
+                        l.json
                     ])?;
-                    sealer.record(e.seq, &e.json);
+                    sealer.record(e.seq, &l.json);
                 }
             }
             let d = sealer.finish();
