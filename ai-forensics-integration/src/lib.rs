@@ -86,14 +86,25 @@ fn code(o: &Output) -> i32 {
         .unwrap_or_else(|| 128 + o.status.signal().unwrap_or(0))
 }
 
+/// The store tests record into unless they name one (not the system's).
+#[must_use]
+pub fn test_store() -> PathBuf {
+    std::env::temp_dir().join(format!("aif-test-{}.db", std::process::id()))
+}
+
+/// A command running ai-forensics, recording into [`test_store`].
+#[must_use]
+pub fn af_cmd() -> Command {
+    let mut c = Command::new(bin());
+    c.env("RUST_LOG", "warn")
+        .env("AI_FORENSICS_STORE", test_store())
+        .stdin(Stdio::null());
+    c
+}
+
 /// Runs ai-forensics with `args`.
 pub fn af<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let o = Command::new(bin())
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .expect("start ai-forensics");
+    let o = af_cmd().args(args).output().expect("start ai-forensics");
     Run {
         code: code(&o),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -266,7 +266,7 @@ fn sigint_stops_cleanly_with_a_summary() {
         .args(["sleep", "20000"])
         .spawn()
         .unwrap();
-    let t = std::process::Command::new(ai_forensics_integration::bin())
+    let t = ai_forensics_integration::af_cmd()
         .args(["trace", "--no-live", "--pid", &sleeper.id().to_string()])
         .stdout(std::process::Stdio::piped())
         .spawn()

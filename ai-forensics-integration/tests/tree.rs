@@ -148,7 +148,7 @@ fn comm_picks_up_a_process_started_later() {
     let named = dir.join("aifcommprobe");
     std::fs::copy(workload(), &named).unwrap();
     let out = dir.join("ev.jsonl");
-    let tracer = Command::new(ai_forensics_integration::bin())
+    let tracer = ai_forensics_integration::af_cmd()
         .args([
             "trace",
             "--comm",
@@ -198,7 +198,7 @@ fn discover_finds_pytorch_and_not_plain_python() {
     require_root();
     let dir = tempdir("discover");
     let out = dir.join("ev.jsonl");
-    let tracer = Command::new(ai_forensics_integration::bin())
+    let tracer = ai_forensics_integration::af_cmd()
         .args([
             "trace",
             "--discover",

@@ -178,7 +178,11 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
     let mode = match r.mode {
         Some(ModeArg::Count) => Mode::Count,
         Some(ModeArg::Events) => Mode::Events,
-        None if format.is_some() => Mode::Events,
+        // Asking for events (an event stream, a syscall selection, a flight
+        // recorder) means events mode; otherwise the cheap count mode.
+        None if format.is_some() || r.syscalls.is_some() || r.flight_recorder.is_some() => {
+            Mode::Events
+        }
         None => Mode::Count,
     };
     if mode == Mode::Count && format == Some(Format::Text) {

@@ -169,7 +169,7 @@ pub struct QueryArgs {
 #[derive(Debug, Args, Default)]
 pub struct RecordArgs {
     /// count: per-syscall aggregates in the kernel; events: stream each selected call.
-    /// Default: events when --json/--format is given, else count.
+    /// Default: events when --json/--format, --syscalls or --flight-recorder is given, else count.
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
     /// Syscalls to stream: names and groups (file, memory, sync, process, network, ipc,

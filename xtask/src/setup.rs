@@ -11,6 +11,8 @@ const APT: &[&str] = &[
     "zlib1g-dev",
     "strace",
     "python3-torch",
+    "chromium",
+    "bpftool",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

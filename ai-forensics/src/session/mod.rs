@@ -82,6 +82,7 @@ enum End {
     reason = "the session's steps read best in order"
 )]
 pub fn run(opts: &Options) -> Result<Outcome> {
+    crate::loader::privilege::check()?;
     setup::check_targets(opts)?;
     let sink = setup::open_sink(opts)?;
     let store = opts.store.as_deref().map(Store::create).transpose()?;
