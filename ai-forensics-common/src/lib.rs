@@ -33,6 +33,8 @@ pub mod maps {
     pub const CGROUPS: &str = "CGROUPS";
     /// `PerCpuArray<Scratch>`: room to build variable-sized records.
     pub const SCRATCH: &str = "SCRATCH";
+    /// `Array<DenyRule>`: in-kernel deny rules.
+    pub const DENY: &str = "DENY";
 }
 
 /// Name of the read-only configuration global in the eBPF object.
@@ -72,6 +74,8 @@ pub mod kind {
     pub const PROC_EXEC: u32 = 33;
     /// A target task exited ([`ExitEvent`](crate::ExitEvent)).
     pub const PROC_EXIT: u32 = 34;
+    /// A deny rule stopped a syscall at entry ([`DeniedEvent`](crate::DeniedEvent)).
+    pub const DENIED: u32 = 48;
     /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
     pub const WATCH_EXEC: u32 = 40;
     /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
@@ -110,6 +114,8 @@ pub mod config {
     pub const WATCH_OPEN: u32 = 1 << 5;
     /// Stream events for the syscalls flagged in `SPECS`.
     pub const EVENTS: u32 = 1 << 6;
+    /// Check the `DENY` rules at exec/open entry.
+    pub const DENY: u32 = 1 << 7;
 }
 
 /// Flags in [`SyscallSpec::flags`].
@@ -126,6 +132,10 @@ pub mod spec {
     pub const BLOB_ON_SUCCESS: u32 = 1 << 4;
     /// Report successful calls of non-targets in watch mode (the open family).
     pub const WATCH: u32 = 1 << 5;
+    /// Check the exec deny rules against `str0_arg` at entry.
+    pub const DENY_EXEC: u32 = 1 << 6;
+    /// Check the open deny rules against `str0_arg` at entry.
+    pub const DENY_OPEN: u32 = 1 << 7;
 }
 
 /// Flags in [`SyscallEvent::flags`].
@@ -173,6 +183,75 @@ pub mod target {
     /// Launched and not yet executing the workload: ignore its syscalls
     /// until it calls execve (those before are ai-forensics' own set-up).
     pub const AWAIT_EXEC: u64 = 1 << 32;
+    /// The tree is stopped: any member entering a syscall gets SIGSTOP
+    /// (children inherit the flag at fork, so none escapes).
+    pub const FROZEN: u64 = 1 << 33;
+    /// The tree is being killed: any member entering a syscall gets SIGKILL.
+    pub const KILLED: u64 = 1 << 34;
+}
+
+/// In-kernel deny rules: checked at syscall entry, before the call runs.
+pub mod deny {
+    /// The rule applies to execve/execveat paths.
+    pub const CLASS_EXEC: u32 = 1;
+    /// The rule applies to the open family's paths.
+    pub const CLASS_OPEN: u32 = 2;
+    /// The path equals the pattern.
+    pub const EXACT: u32 = 1;
+    /// The path starts with the pattern.
+    pub const PREFIX: u32 = 2;
+    /// The path's last component equals the pattern.
+    pub const BASENAME: u32 = 3;
+    /// Longest pattern.
+    pub const PATTERN_MAX: usize = 64;
+    /// Most rules.
+    pub const MAX_RULES: u32 = 32;
+    /// Bytes of the path compared (paths are read up to this length).
+    pub const PATH_MAX: usize = 256;
+}
+
+/// One in-kernel deny rule.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenyRule {
+    /// [`deny`] class (exec or open); 0 ends the table.
+    pub class: u32,
+    /// [`deny`] match kind.
+    pub kind: u32,
+    /// Pattern length.
+    pub len: u32,
+    /// Signal to send (SIGKILL or SIGSTOP).
+    pub signal: u32,
+    /// Rule number (user space's index, reported back).
+    pub rule: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Pattern bytes.
+    pub pattern: [u8; deny::PATTERN_MAX],
+}
+
+/// A deny rule fired at syscall entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeniedEvent {
+    /// Record header (`ts_ns`: when the signal was sent).
+    pub hdr: Header,
+    /// Syscall number.
+    pub nr: u32,
+    /// Rule number.
+    pub rule: u32,
+    /// Signal sent.
+    pub signal: u32,
+    /// Tree.
+    pub tree: u32,
+    /// Bytes of `path`.
+    pub path_len: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Thread name.
+    pub comm: [u8; 16],
+    /// The path that matched.
+    pub path: [u8; deny::PATH_MAX],
 }
 
 /// Common header of every ring-buffer record.
@@ -465,6 +544,8 @@ const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<Config>() == 32);
 const _: () = assert!(core::mem::size_of::<Scratch>() == 128 + PAYLOAD_MAX);
+const _: () = assert!(core::mem::size_of::<DenyRule>() == 24 + deny::PATTERN_MAX);
+const _: () = assert!(core::mem::size_of::<DeniedEvent>() == 64 + deny::PATH_MAX);
 // The payload layout needs room for a full blob and two full strings.
 const _: () = assert!(PAYLOAD_MAX >= 256 + 2 * STR_MAX + STR_MAX);
 
@@ -503,6 +584,10 @@ mod pod {
     unsafe impl aya::Pod for ExecEvent {}
     // SAFETY: see above.
     unsafe impl aya::Pod for ExitEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::DenyRule {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::DeniedEvent {}
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Every map of the programs. Sizes here are defaults: user space sets the
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
-    Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat, Scratch, SyscallSpec,
-    SyscallStat, drop,
+    DenyRule, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat, Scratch,
+    SyscallSpec, SyscallStat, deny, drop,
 };
 use aya_ebpf::{
     macros::map,
@@ -41,6 +41,9 @@ pub static CGROUPS: HashMap<u64, u32> = HashMap::with_max_entries(64, 0);
 
 #[map]
 pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static DENY: Array<DenyRule> = Array::with_max_entries(deny::MAX_RULES, 0);
 
 /// Adds one to a drop counter.
 #[inline(always)]

@@ -46,6 +46,8 @@ pub fn run(cli: Cli) -> Result<u8> {
             &session,
             html.as_deref(),
         ),
+        Command::Rules(r) => rules_cmd(r),
+        Command::Analyser(a) => analyser_cmd(a),
         Command::Schema => {
             print!("{}", crate::output::schema::SCHEMA);
             Ok(0)
@@ -195,10 +197,22 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             "--output needs an event stream: add --json or --format text",
         ));
     }
-    let selection = match &r.syscalls {
+    let rules = r.rules.as_deref().map(crate::policy::load).transpose()?;
+    let mut selection = match &r.syscalls {
         Some(list) => Selection::parse(list)?,
         None => Selection::default_set(),
     };
+    // The rules see every call they name, and the record keeps them all, so
+    // an alert's evidence is in it.
+    if let Some(rules) = &rules {
+        match rules.syscalls() {
+            None => selection = Selection::parse("all")?,
+            Some(names) => selection
+                .numbers
+                .extend(names.iter().filter_map(|n| table::number(n))),
+        }
+    }
+    let analyser = analyser_config(r)?;
     let mode_format = match (mode, format) {
         (Mode::Events, None) => None,
         (_, f) => f,
@@ -223,12 +237,132 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         summary: !r.no_summary,
         top: usize::from(r.top),
         store: (!r.no_store).then(|| crate::inspect::store_path(r.store.as_deref())),
+        rules,
+        analyser,
         flight_recorder: r
             .flight_recorder
             .as_deref()
             .map(|d| parse_duration("--flight-recorder", d))
             .transpose()?,
     })
+}
+
+fn analyser_config(r: &RecordArgs) -> Result<Option<crate::analyser::client::Config>> {
+    use crate::analyser::{client, protocol};
+    let Some(url) = &r.analyser else {
+        return Ok(None);
+    };
+    let endpoint = client::parse_endpoint(url)?;
+    let token = match (
+        &r.analyser_token_file,
+        std::env::var("AI_FORENSICS_ANALYSER_TOKEN"),
+    ) {
+        (Some(f), _) => protocol::read_token(f)?,
+        (None, Ok(t)) if t.len() >= 16 => t.into_bytes(),
+        _ => {
+            return Err(Error::usage(
+                "--analyser needs --analyser-token-file FILE (or $AI_FORENSICS_ANALYSER_TOKEN, 16+ characters)",
+            ));
+        }
+    };
+    Ok(Some(client::Config {
+        endpoint,
+        token,
+        failure: if r.analyser_failure == "closed" {
+            client::Failure::Closed
+        } else {
+            client::Failure::Open
+        },
+        timeout: parse_duration("--analyser-timeout", &r.analyser_timeout)?,
+    }))
+}
+
+fn rules_cmd(r: crate::cli::RulesCommand) -> Result<u8> {
+    use crate::cli::RulesCommand;
+    match r {
+        RulesCommand::Check { file } => {
+            let rules = crate::policy::load(&file)?;
+            let kernel = rules.rules.iter().filter(|r| r.kernel).count();
+            println!(
+                "{}: {} rules ok ({kernel} enforced in the kernel)",
+                rules.source,
+                rules.rules.len()
+            );
+            for r in &rules.rules {
+                println!(
+                    "  {:>3}  {:<30} {:<8} {:<6}{}",
+                    r.line,
+                    r.name,
+                    r.severity.as_str(),
+                    r.action.as_str(),
+                    if r.kernel { "  kernel" } else { "" }
+                );
+            }
+            Ok(0)
+        }
+        RulesCommand::Test {
+            file,
+            session,
+            store,
+        } => {
+            let rules = crate::policy::load(&file)?;
+            let st = crate::store::Store::open(&inspect::store_path(store.store.as_deref()))?;
+            let id = st.session_id(&session)?;
+            let mut engine = crate::policy::engine::Engine::new(rules);
+            let mut buf = Vec::new();
+            st.stream(id, &crate::store::query::Filter::default(), false, &mut buf)?;
+            let mut fired = 0;
+            for line in String::from_utf8_lossy(&buf).lines() {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                for a in crate::policy::replay::feed(&mut engine, &v) {
+                    fired += 1;
+                    println!(
+                        "{} {} {} -> {}: {} (evidence: {:?})",
+                        v["time"].as_str().unwrap_or("-"),
+                        a.severity.as_str(),
+                        a.name,
+                        a.action.as_str(),
+                        a.reason,
+                        a.evidence
+                    );
+                }
+            }
+            println!("{fired} alerts would fire on session {id}");
+            Ok(0)
+        }
+    }
+}
+
+fn analyser_cmd(a: crate::cli::AnalyserCommand) -> Result<u8> {
+    use crate::{analyser::server, cli::AnalyserCommand};
+    match a {
+        AnalyserCommand::Serve {
+            listen,
+            token_file,
+            rules,
+            learn,
+            deviation_action,
+        } => {
+            let token = crate::analyser::protocol::read_token(&token_file)?;
+            let listen = match listen.strip_prefix("unix:") {
+                Some(p) => server::Listen::Unix(p.into()),
+                None => server::Listen::Tcp(listen),
+            };
+            let s = server::Serve {
+                listen,
+                token,
+                rules: rules.as_deref().map(crate::policy::load).transpose()?,
+                learn: learn
+                    .as_deref()
+                    .map(|d| parse_duration("--learn", d))
+                    .transpose()?,
+                deviation_action,
+            };
+            server::run(&s)
+        }
+    }
 }
 
 fn trace(t: TraceArgs) -> Result<u8> {

@@ -76,6 +76,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Check rule files, or evaluate them against a recorded session.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// The reference external analyser.
+    #[command(subcommand)]
+    Analyser(AnalyserCommand),
     /// Print the JSON Lines record schema.
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
@@ -121,6 +127,50 @@ pub enum FormatArg {
     Json,
     /// One strace-like line per event.
     Text,
+}
+
+/// `rules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate a rule file (`builtin` for the bundled pack); errors carry line numbers.
+    Check {
+        /// Rule file.
+        file: String,
+    },
+    /// Evaluate a rule file against a recorded session and print what would fire.
+    Test {
+        /// Rule file.
+        file: String,
+        /// Session number, or `last`.
+        #[arg(long)]
+        session: String,
+        /// Store.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `analyser` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AnalyserCommand {
+    /// Serve verdicts: rules plus a learned baseline of executables, endpoints and directories.
+    Serve {
+        /// TCP address (loopback by default) or unix:/PATH.
+        #[arg(long, default_value = "127.0.0.1:9900")]
+        listen: String,
+        /// File holding the shared secret (first line, at least 16 characters).
+        #[arg(long, value_name = "FILE")]
+        token_file: PathBuf,
+        /// Rules to evaluate (a file or `builtin`).
+        #[arg(long, value_name = "FILE")]
+        rules: Option<String>,
+        /// Learn what is normal for this long, then flag what is new (e.g. 30s).
+        #[arg(long, value_name = "DURATION")]
+        learn: Option<String>,
+        /// Action for baseline deviations.
+        #[arg(long, default_value = "alert", value_parser = ["log", "alert", "stop", "kill"])]
+        deviation_action: String,
+    },
 }
 
 /// Which store to read.
@@ -219,6 +269,21 @@ pub struct RecordArgs {
     /// what follows) to the store when triggered (alert, SIGUSR1, `dump`).
     #[arg(long, value_name = "DURATION", conflicts_with = "no_store")]
     pub flight_recorder: Option<String>,
+    /// Evaluate these rules and act on them (a YAML file, or `builtin` for the bundled AI pack).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<String>,
+    /// Stream records to this analyser and act on its verdicts (http://HOST:PORT/PATH or unix:/PATH).
+    #[arg(long, value_name = "URL")]
+    pub analyser: Option<String>,
+    /// File with the analyser's shared secret (or $AI_FORENSICS_ANALYSER_TOKEN).
+    #[arg(long, value_name = "FILE")]
+    pub analyser_token_file: Option<PathBuf>,
+    /// When the analyser is down, slow or answers garbage: keep running (open) or stop the workload (closed).
+    #[arg(long, value_name = "MODE", default_value = "open", value_parser = ["open", "closed"])]
+    pub analyser_failure: String,
+    /// Per-request analyser timeout.
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub analyser_timeout: String,
 }
 
 /// `trace` arguments.

@@ -6,13 +6,16 @@
 //! summaries; `output` writes tables, JSON Lines and text; `session` runs it
 //! all in order; `cli` and `app` are the command line.
 pub mod aggregate;
+pub mod analyser;
 pub mod app;
 pub mod cli;
 pub mod decode;
+pub mod enforce;
 pub mod error;
 pub mod inspect;
 pub mod loader;
 pub mod output;
+pub mod policy;
 pub mod reader;
 pub mod report;
 pub mod session;

@@ -1,3 +1,4 @@
 //! One hook family per file.
+pub mod enforce;
 pub mod process;
 pub mod syscalls;

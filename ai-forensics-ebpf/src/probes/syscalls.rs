@@ -56,7 +56,7 @@ mod regs {
 
 /// The six syscall arguments from the saved user registers.
 #[inline(always)]
-fn read_args(regs: *const u64) -> [u64; 6] {
+pub fn read_args(regs: *const u64) -> [u64; 6] {
     let mut w = [0u64; regs::WORDS];
     // SAFETY: regs is the kernel's pt_regs of the current task; the helper
     // copies WORDS words of it into the local array.
@@ -135,6 +135,9 @@ fn sys_enter(ctx: &RawTracePointContext) {
             return;
         }
         let _ = TARGETS.set(tgid, entry & !target::AWAIT_EXEC, 0);
+    }
+    if entry & (target::FROZEN | target::KILLED) != 0 {
+        super::enforce::tree_signal(entry);
     }
     if let Some(st) = STATS.get_ptr_mut(nr) {
         // SAFETY: per-CPU slot, preemption is disabled while programs run.

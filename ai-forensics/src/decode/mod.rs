@@ -172,9 +172,34 @@ pub struct Exit {
     pub comm: Vec<u8>,
 }
 
+/// A deny rule stopped a syscall at entry (in the kernel).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// When the signal was sent.
+    pub ts_ns: u64,
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Syscall number.
+    pub nr: u32,
+    /// Rule number.
+    pub rule: u32,
+    /// Signal sent.
+    pub signal: u32,
+    /// Tree.
+    pub tree: u32,
+    /// Thread name.
+    pub comm: Vec<u8>,
+    /// The path that matched.
+    pub path: Vec<u8>,
+}
+
 /// A decoded record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// An in-kernel deny rule fired.
+    Denied(Denied),
     /// A traced syscall.
     Syscall(Syscall),
     /// A gap in the stream.
@@ -201,6 +226,7 @@ impl Record {
             Self::Fork(f) => f.ts_ns,
             Self::Exec(e) | Self::WatchExec(e) => e.ts_ns,
             Self::Exit(e) => e.ts_ns,
+            Self::Denied(d) => d.ts_ns,
         }
     }
 }
@@ -289,6 +315,21 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 tree: e.tree,
                 group_dead: e.group_dead != 0,
                 comm: cstr(&e.comm),
+            }))
+        }
+        kind::DENIED => {
+            let d: ai_forensics_common::DeniedEvent = read(bytes, hdr.kind)?;
+            let n = (d.path_len as usize).min(d.path.len());
+            Ok(Record::Denied(Denied {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                nr: d.nr,
+                rule: d.rule,
+                signal: d.signal,
+                tree: d.tree,
+                comm: cstr(&d.comm),
+                path: d.path[..n].to_vec(),
             }))
         }
         k => Err(DecodeError::UnknownKind(k)),

@@ -54,6 +54,8 @@ const PROGRAMS: &[(&str, Hook)] = &[
     ),
     ("raw_tracepoint_sys_exit", Hook::Raw("sys_exit")),
     ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
+    // Attached only when in-kernel deny rules are loaded.
+    ("raw_tracepoint_sys_enter_deny", Hook::Raw("sys_enter")),
 ];
 
 /// What to load.
@@ -93,6 +95,8 @@ pub struct Probes {
     pub events: Option<RingBuf<MapData>>,
     /// Size of `targets` (pid_max).
     pub pid_max: u32,
+    /// The configuration flags the programs were loaded with.
+    pub flags: u32,
 }
 
 fn bpf_err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
@@ -191,12 +195,18 @@ impl Probes {
             cgroups,
             events: Some(events),
             pid_max,
+            flags: opts.flags,
         })
     }
 
     /// Attaches every program. Call after the maps are set up.
     pub fn attach(&mut self) -> Result<()> {
         for (name, hook) in PROGRAMS {
+            if *name == "raw_tracepoint_sys_enter_deny"
+                && self.flags & ai_forensics_common::config::DENY == 0
+            {
+                continue;
+            }
             let prog = self
                 ._ebpf
                 .program_mut(name)
@@ -225,6 +235,24 @@ impl Probes {
                         .map_err(|e| bpf_err(format!("attaching tracepoint {cat}:{tp}"), e))?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Writes the in-kernel deny rules (at most `deny::MAX_RULES`).
+    pub fn set_deny(&mut self, rules: &[ai_forensics_common::DenyRule]) -> Result<()> {
+        let mut map: Array<&mut MapData, ai_forensics_common::DenyRule> = self
+            ._ebpf
+            .map_mut(maps::DENY)
+            .ok_or_else(|| Error::Runtime("eBPF object has no DENY map".into()))
+            .and_then(|m| Array::try_from(m).map_err(|e| bpf_err("map DENY", e)))?;
+        for (i, r) in rules
+            .iter()
+            .enumerate()
+            .take(ai_forensics_common::deny::MAX_RULES as usize)
+        {
+            map.set(i as u32, r, 0)
+                .map_err(|e| bpf_err("writing deny rules", e))?;
         }
         Ok(())
     }
@@ -313,6 +341,23 @@ impl Targets {
             .map_err(|_| Error::Runtime("target table lock poisoned".into()))?;
         map.set(tgid, value, 0)
             .map_err(|e| bpf_err(format!("adding target {tgid}"), e))
+    }
+
+    /// Sets then clears flag bits of a target's entry (no-op for non-targets).
+    pub fn set_flags(&self, tgid: u32, set: u64, clear: u64) -> Result<()> {
+        if tgid >= self.pid_max {
+            return Ok(());
+        }
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| Error::Runtime("target table lock poisoned".into()))?;
+        let v = map.get(&tgid, 0).unwrap_or(0);
+        if v & 0xffff_ffff == 0 {
+            return Ok(());
+        }
+        map.set(tgid, (v | set) & !clear, 0)
+            .map_err(|e| bpf_err(format!("flagging target {tgid}"), e))
     }
 
     /// Whether `tgid` is currently a target in the kernel table.

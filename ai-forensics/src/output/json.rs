@@ -156,19 +156,7 @@ pub fn syscall(
         cpu: s.cpu,
         read_fault: s.flags & ai_forensics_common::ev::READ_FAULT != 0,
     };
-    let path = [
-        "pathname",
-        "path",
-        "oldpath",
-        "filename",
-        "fd_path",
-        "sockfd_path",
-        "dirfd_path",
-    ]
-    .iter()
-    .find_map(|k| r.args.get(k).and_then(Value::as_str))
-    .or(ret_path.as_deref())
-    .map(str::to_owned);
+    let path = main_path(r, ret_path.as_deref());
     let mut l = line(
         ctx,
         seq,
@@ -181,6 +169,25 @@ pub fn syscall(
     );
     l.syscall = Some(r.name.clone());
     l
+}
+
+/// The main path of a syscall: its path argument, or what its fd or
+/// returned fd refers to.
+#[must_use]
+pub fn main_path(r: &args::Rendered, ret_path: Option<&str>) -> Option<String> {
+    [
+        "pathname",
+        "path",
+        "oldpath",
+        "filename",
+        "fd_path",
+        "sockfd_path",
+        "dirfd_path",
+    ]
+    .iter()
+    .find_map(|k| r.args.get(k).and_then(Value::as_str))
+    .or(ret_path)
+    .map(str::to_owned)
 }
 
 /// A loss marker.

@@ -51,6 +51,8 @@ pub enum Msg {
     },
     /// Write the flight recorder's window out now (signal, `dump`, alert).
     Trigger(String),
+    /// A verdict from the external analyser.
+    Verdict(super::respond::Verdict),
 }
 
 impl From<crate::reader::Batch> for Msg {
@@ -151,10 +153,14 @@ pub struct Consumer {
     pub track_live: bool,
     /// execve entry records waiting for their exit record, by thread.
     pub pending_exec: HashMap<u32, Syscall>,
+    /// Rules and enforcement, when `--rules` is given.
+    pub policy: Option<super::respond::Policy>,
+    /// The external analyser, when `--analyser` is given.
+    pub analyser: Option<super::respond::AnalyserLink>,
 }
 
 impl Consumer {
-    fn ctx(&self) -> Ctx<'_> {
+    pub(super) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             clock: &self.clock,
             procs: &self.procs,
@@ -190,7 +196,7 @@ impl Consumer {
     }
 
     /// Emits one record: stream and store. `l` carries `self.seq`.
-    fn emit(&mut self, l: json::Line) {
+    pub(super) fn emit(&mut self, l: json::Line) {
         let seq = self.seq;
         self.seq += 1;
         if let Some(sink) = &mut self.sink {
@@ -211,6 +217,14 @@ impl Consumer {
                 }
             };
             self.note_write(r);
+        }
+        if let Some(a) = &mut self.analyser
+            && matches!(
+                l.kind,
+                "syscall" | "process" | "exec" | "fork" | "exit" | "alert"
+            )
+        {
+            a.pending.push(l.json.clone());
         }
         let Some(store) = &mut self.store else { return };
         let e = Emitted { seq, line: l };
@@ -234,6 +248,7 @@ impl Consumer {
     /// Hands records to the store in chunks (fewer, larger messages): when
     /// enough have accumulated or some time has passed.
     fn maybe_flush_store(&mut self) {
+        self.flush_analyser();
         let due = self
             .store
             .as_ref()
@@ -343,6 +358,7 @@ impl Consumer {
                 if origin != Origin::Launched {
                     self.process_record(pid, Some(Clock::monotonic_now()));
                 }
+                self.engine_observe(pid);
                 let live = self.procs.live().len();
                 self.shared_update(|s| {
                     s.seen_any = true;
@@ -377,6 +393,10 @@ impl Consumer {
                 });
             }
             Msg::Trigger(reason) => self.trigger(&reason),
+            Msg::Verdict(v) => {
+                self.verdict(&v);
+                self.maybe_flush_store();
+            }
         }
     }
 
@@ -413,6 +433,7 @@ impl Consumer {
             Record::Fork(f) => {
                 if self.procs.fork(&f) {
                     self.fds.fork(f.tgid, f.child_tgid);
+                    self.engine_fork(f.tgid, f.child_tgid, f.tree);
                     self.shared_update(|s| s.seen_any = true);
                 }
                 if self.emitting() {
@@ -422,6 +443,7 @@ impl Consumer {
             }
             Record::Exec(e) => {
                 self.procs.exec(&e, Origin::Forked);
+                self.engine_observe(e.tgid);
                 if e.old_tid != e.tid
                     && let Some(p) = self.pending_exec.remove(&e.old_tid)
                 {
@@ -439,12 +461,14 @@ impl Consumer {
                 }
                 if self.procs.exit(&e) {
                     self.fds.exit(e.tgid);
+                    self.denial_effective(e.tgid, e.ts_ns);
                 }
                 if self.emitting() {
                     let line = json::exit(&self.ctx(), self.seq, &e);
                     self.emit(line);
                 }
             }
+            Record::Denied(d) => self.denied(&d),
             Record::WatchExec(e) => {
                 let exe = crate::target::procfs::info(e.tgid).and_then(|i| i.exe);
                 if let Some(reason) =
@@ -506,17 +530,25 @@ impl Consumer {
     /// table, the returned fd's path after).
     fn write_syscall(&mut self, s: &Syscall) {
         let wanted = self.emitting() && self.selection.contains(s.nr);
-        let rendered = wanted.then(|| args::render(s, &self.fds));
+        let rendered = (wanted || self.policy.is_some()).then(|| args::render(s, &self.fds));
         self.activity.apply(s, &self.fds);
         self.fds.apply(s);
         let Some(rendered) = rendered else { return };
+        if !wanted {
+            // Evaluated by the rules without being written.
+            let path = json::main_path(&rendered, None);
+            self.evaluate(s, &rendered, u64::MAX, path.as_deref());
+            return;
+        }
         let ret_path = if rendered.ret == Ret::Fd && s.ret >= 0 && !s.at_entry {
             args::FdNames::fd_name(&self.fds, s.tgid, s.ret)
         } else {
             None
         };
         let l = json::syscall(&self.ctx(), self.seq, s, &rendered, ret_path);
+        let (seq, path) = (self.seq, l.path.clone());
         self.emit(l);
+        self.evaluate(s, &rendered, seq, path.as_deref());
     }
 
     fn syscall(&mut self, mut s: Syscall) {
@@ -546,11 +578,16 @@ impl Consumer {
     pub fn run(mut self, rx: &Receiver<Msg>) -> Self {
         let mut last_reap = Instant::now();
         loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            let wait = if self.analyser.is_some() { 20 } else { 200 };
+            match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
                 Ok(msg) => self.handle(msg),
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => self.flush_store(),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    self.flush_store();
+                    self.flush_analyser();
+                }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
+            self.poll_analyser();
             if self.track_live && last_reap.elapsed().as_millis() >= 250 {
                 last_reap = Instant::now();
                 self.procs.reap_vanished(Clock::monotonic_now());

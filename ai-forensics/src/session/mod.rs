@@ -7,6 +7,7 @@
 //! workload is gone, and only then are the kernel's counters read.
 pub mod consumer;
 pub mod options;
+pub mod respond;
 pub mod setup;
 pub mod summary;
 
@@ -89,6 +90,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut probes = Probes::load(&setup::load_options(opts))?;
     let specs = setup::specs(opts);
     probes.set_specs(&specs)?;
+    let deny = setup::deny_rules(opts);
+    if !deny.is_empty() {
+        probes.set_deny(&deny)?;
+        tracing::info!("{} in-kernel deny patterns loaded", deny.len());
+    }
 
     let clock = Clock::new();
     let started = Clock::monotonic_now();
@@ -147,10 +153,49 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         matched: 0,
         track_live: !opts.targets.all,
         pending_exec: std::collections::HashMap::new(),
+        policy: (opts.rules.is_some() || opts.analyser.is_some()).then(|| {
+            let rules = opts.rules.clone().unwrap_or_default();
+            respond::Policy::new(
+                crate::policy::engine::Engine::new(rules),
+                crate::enforce::Enforcer::new(probes.targets.clone()),
+            )
+        }),
+        analyser: None,
     };
     consumer.header(header.clone());
     let (initial, mut tree) = setup::initial_targets(opts, &mut probes)?;
     consumer.next_tree = tree;
+    // A launched workload gets its own cgroup v2: stop and kill act on it as one.
+    let run_cgroup = opts.launch.as_ref().and_then(|_| {
+        match crate::enforce::cgroup::create(&format!("run-{}-{tree}", std::process::id())) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                tracing::info!("no cgroup for the workload ({e}); stop and kill will use signals");
+                None
+            }
+        }
+    });
+    if let (Some(dir), Some(policy)) = (&run_cgroup, &mut consumer.policy) {
+        policy.enforcer.cgroups.insert(tree, dir.clone());
+    }
+    let analyser_stats = Arc::new(Mutex::new(crate::analyser::client::Stats::default()));
+    let mut analyser_thread = None;
+    if let Some(cfg) = &opts.analyser {
+        let (atx, arx) = mpsc::sync_channel::<Vec<String>>(64);
+        let (etx, erx) = mpsc::sync_channel(1024);
+        analyser_thread = Some(
+            crate::analyser::client::spawn(cfg.clone(), arx, etx, Arc::clone(&analyser_stats))
+                .map_err(|e| Error::io("starting the analyser link", e))?,
+        );
+        consumer.analyser = Some(respond::AnalyserLink {
+            tx: atx,
+            pending: Vec::new(),
+            events: erx,
+            failure: cfg.failure,
+            stopped: Vec::new(),
+            dropped: 0,
+        });
+    }
     for i in initial {
         consumer.handle(Msg::Observe {
             pid: i.pid,
@@ -194,6 +239,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             gated.abort();
             return Err(e);
         }
+        if let Some(dir) = &run_cgroup
+            && let Err(e) = crate::enforce::cgroup::enter(dir, pid)
+        {
+            tracing::warn!("{e}; stop and kill will use signals");
+        }
         tree += 1;
         let _ = tx.send(Msg::Observe {
             pid,
@@ -210,6 +260,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         drop(ctl);
         let _ = reader.join();
         let _ = consumer_thread.join();
+        // The session row says why nothing was recorded.
+        if let Some((id, handle, stx)) = store_side {
+            drop(stx);
+            if let Ok(store) = handle.join() {
+                store.fail(id, &e.to_string());
+            }
+        }
+        if let Some(dir) = &run_cgroup {
+            crate::enforce::cgroup::remove(dir);
+        }
         return Err(e);
     }
     tracing::info!("tracing; {} syscall specs loaded", specs.len());
@@ -298,6 +358,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut consumer = consumer_thread
         .join()
         .map_err(|_| Error::Runtime("consumer thread panicked".into()))?;
+    // The analyser link sends what it still has, then ends.
+    consumer.flush_analyser();
+    let analyser_dropped = consumer.analyser.as_ref().map_or(0, |a| a.dropped);
+    consumer.analyser = None;
+    if let Some(t) = analyser_thread {
+        let _ = t.join();
+    }
+    if let Some(dir) = &run_cgroup {
+        crate::enforce::cgroup::remove(dir);
+    }
     let ended = Clock::monotonic_now();
     let stats = probes.read_stats()?;
     if let Some((_, _, stx)) = &store_side {
@@ -335,6 +405,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         child_status,
         lost_by_tree,
         store: None,
+        policy: policy_summary(&consumer, &analyser_stats, analyser_dropped),
     };
     let detail = report.json(&consumer);
     consumer.write_record("summary", detail.clone());
@@ -426,6 +497,36 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         _ => 0,
     };
     Ok(Outcome { exit_code })
+}
+
+/// Alerts, actions and their latencies, and what the analyser link did.
+fn policy_summary(
+    c: &Consumer,
+    analyser: &Arc<Mutex<crate::analyser::client::Stats>>,
+    analyser_dropped: u64,
+) -> Option<serde_json::Value> {
+    let p = c.policy.as_ref()?;
+    let mut lat: Vec<String> = Vec::new();
+    let mut by: std::collections::BTreeMap<&str, Vec<u64>> = std::collections::BTreeMap::new();
+    for (a, ns) in &p.latencies {
+        by.entry(a.as_str()).or_default().push(*ns);
+    }
+    for (a, v) in &by {
+        let max = v.iter().max().copied().unwrap_or(0);
+        lat.push(format!(
+            "{a}: {} times, event to done max {:.3} ms",
+            v.len(),
+            max as f64 / 1e6
+        ));
+    }
+    let a = analyser.lock().map(|s| s.clone()).unwrap_or_default();
+    Some(json!({
+        "alerts": p.alerts,
+        "actions": p.actions,
+        "latency": lat.join(", "),
+        "latencies_ns": p.latencies.iter().map(|(a, n)| json!({"action": a, "ns": n})).collect::<Vec<_>>(),
+        "analyser": (a.batches + a.failures + a.refused > 0).then(|| json!({"batches": a.batches, "records": a.records, "dropped": a.dropped + analyser_dropped, "failures": a.failures, "verdicts": a.verdicts, "refused": a.refused, "last_error": a.last_error})),
+    }))
 }
 
 /// Reaps exited children (as subreaper, orphans of the tree too); records

@@ -94,6 +94,10 @@ pub struct Options {
     pub store: Option<PathBuf>,
     /// Keep only this much history in memory until a trigger.
     pub flight_recorder: Option<Duration>,
+    /// Rules to evaluate and enforce.
+    pub rules: Option<crate::policy::rules::Rules>,
+    /// External analyser.
+    pub analyser: Option<crate::analyser::client::Config>,
 }
 
 impl Options {

@@ -50,6 +50,9 @@ pub fn load_options(opts: &Options) -> LoadOptions {
     if opts.mode == Mode::Events {
         flags |= cfg::EVENTS;
     }
+    if !deny_rules(opts).is_empty() {
+        flags |= cfg::DENY;
+    }
     LoadOptions {
         flags,
         ring_bytes: opts.ring_bytes,
@@ -96,10 +99,55 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
                 sp.flags &= !spec::EVENT;
             }
         }
+        if !deny_rules(opts).is_empty() {
+            let class = match name {
+                "execve" | "execveat" => spec::DENY_EXEC,
+                "open" | "openat" | "openat2" | "creat" => spec::DENY_OPEN,
+                _ => 0,
+            };
+            if class != 0 {
+                sp.flags |= class;
+                if let Some(s) = signature::lookup(name).map(signature::capture_spec) {
+                    sp.str0_arg = s.str0_arg;
+                }
+            }
+        }
         if sp != SyscallSpec::NONE {
             out.push((nr, sp));
         }
     }
+    out
+}
+
+/// The in-kernel deny table for the `kernel: true` rules.
+#[must_use]
+pub fn deny_rules(opts: &Options) -> Vec<ai_forensics_common::DenyRule> {
+    let Some(rules) = &opts.rules else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in rules.rules.iter().filter(|r| r.kernel) {
+        let signal = if r.action == crate::policy::rules::Action::Stop {
+            19
+        } else {
+            9
+        };
+        for (class, kind, pat) in &r.kernel_patterns {
+            let mut pattern = [0u8; ai_forensics_common::deny::PATTERN_MAX];
+            let b = pat.as_bytes();
+            pattern[..b.len()].copy_from_slice(b);
+            out.push(ai_forensics_common::DenyRule {
+                class: *class,
+                kind: *kind,
+                len: b.len() as u32,
+                signal,
+                rule: r.id as u32,
+                _pad: 0,
+                pattern,
+            });
+        }
+    }
+    out.truncate(ai_forensics_common::deny::MAX_RULES as usize);
     out
 }
 

@@ -87,6 +87,8 @@ pub struct Report<'a> {
     pub lost_by_tree: BTreeMap<u32, u64>,
     /// What was stored, when the store is on.
     pub store: Option<StoreReport>,
+    /// Rules and analyser results.
+    pub policy: Option<serde_json::Value>,
 }
 
 /// What the store received.
@@ -169,6 +171,7 @@ impl Report<'_> {
                 "aggregate_overflow": c.activity.overflowed,
             },
             "exit_status": status_json(self.child_status),
+            "policy": self.policy,
         })
     }
 
@@ -261,6 +264,20 @@ impl Report<'_> {
                     ""
                 }
             );
+        }
+        if let Some(p) = &self.policy {
+            let _ = writeln!(
+                out,
+                "\nrules: {} alerts, {} actions{}",
+                p["alerts"],
+                p["actions"],
+                p["latency"]
+                    .as_str()
+                    .map_or_else(String::new, |l| format!("; {l}"))
+            );
+            if let Some(a) = p.get("analyser").filter(|a| !a.is_null()) {
+                let _ = writeln!(out, "analyser: {a}");
+            }
         }
         if let Some(s) = &self.store {
             if s.flight_untriggered {

@@ -157,6 +157,22 @@ impl Processes {
         &self.live
     }
 
+    /// Living members of target tree `tree`.
+    #[must_use]
+    pub fn members(&self, tree: u32) -> Vec<u32> {
+        self.live
+            .iter()
+            .copied()
+            .filter(|p| self.map.get(p).is_some_and(|x| x.tree == tree))
+            .collect()
+    }
+
+    /// Tree of process `pid`.
+    #[must_use]
+    pub fn tree_of(&self, pid: u32) -> Option<u32> {
+        self.map.get(&pid).map(|p| p.tree)
+    }
+
     fn make_room(&mut self) {
         if self.map.len() < MAX_PROCESSES {
             return;

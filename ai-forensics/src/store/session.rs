@@ -78,6 +78,17 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Marks a session that could not start (programs refused, ...).
+    pub fn fail(&self, id: i64, why: &str) {
+        let r = self.conn.execute(
+            "UPDATE sessions SET status = 'failed', summary = ?2 WHERE id = ?1",
+            params![id, serde_json::json!({"error": why}).to_string()],
+        );
+        if let Err(e) = r {
+            tracing::warn!("store: marking session {id} failed: {e}");
+        }
+    }
+
     /// Writes the end-of-session tables and completes the row.
     pub fn finish(&mut self, id: i64, f: &Finish<'_>) -> Result<()> {
         let tx = self

@@ -161,6 +161,47 @@ impl Writer {
                     ])?;
                     sealer.record(e.seq, &l.json);
                 }
+                // Alerts and actions are also indexed in their own tables.
+                let mut al = tx.prepare_cached("INSERT INTO alerts (session_id, seq, ts_ns, rule, severity, action, pid, reason, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+                let mut ac = tx.prepare_cached("INSERT INTO actions (session_id, seq, ts_ns, action, target, reason, ok, latency_ns, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")?;
+                for e in self
+                    .pending
+                    .iter()
+                    .filter(|e| e.line.kind == "alert" || e.line.kind == "action")
+                {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&e.line.json).unwrap_or_default();
+                    let d = &v["detail"];
+                    if e.line.kind == "alert" {
+                        al.execute(params![
+                            self.session,
+                            e.seq as i64,
+                            e.line.ts_ns.map(|t| t as i64),
+                            d["rule"].as_str(),
+                            d["severity"].as_str(),
+                            d["action"].as_str(),
+                            e.line.pid,
+                            d["reason"].as_str(),
+                            e.line.json
+                        ])?;
+                    } else {
+                        let target = d["tree"]
+                            .as_u64()
+                            .map(|t| format!("tree {t}"))
+                            .or_else(|| d["pid"].as_u64().map(|p| format!("pid {p}")));
+                        ac.execute(params![
+                            self.session,
+                            e.seq as i64,
+                            e.line.ts_ns.map(|t| t as i64),
+                            d["action"].as_str(),
+                            target,
+                            d["reason"].as_str().or(d["rule"].as_str()),
+                            d["ok"].as_bool(),
+                            d["latency_ns"].as_i64(),
+                            e.line.json
+                        ])?;
+                    }
+                }
             }
             let d = sealer.finish();
             tx.execute(

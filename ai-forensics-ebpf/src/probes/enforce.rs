@@ -1,0 +1,232 @@
+//! Enforcement at syscall entry, before the call runs:
+//!
+//! * a frozen tree's members get SIGSTOP, a killed tree's SIGKILL, on their
+//!   next syscall (children inherit the flags at fork, so none escapes);
+//! * deny rules on exec and open paths (exact, prefix or basename match)
+//!   send their signal from the tracepoint itself, without waiting for user
+//!   space. The signal takes effect before the call returns to user mode:
+//!   an exec'd shell never runs an instruction, an opened file is never read.
+use ai_forensics_common::{DeniedEvent, MAX_SYSCALLS, SyscallSpec, deny, drop, kind, spec, target};
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user_str, bpf_send_signal},
+    },
+    macros::raw_tracepoint,
+    programs::RawTracePointContext,
+};
+
+use crate::{
+    emit::{self, flush_loss, header, note_loss},
+    filter,
+    maps::{DENY, EVENTS, SCRATCH, SPECS},
+};
+
+const SIGKILL: u32 = 9;
+const SIGSTOP: u32 = 19;
+
+/// Sends the tree-wide signal a frozen or killed entry calls for. Returns
+/// true when the caller must not go on recording the call as usual.
+#[inline(always)]
+pub fn tree_signal(entry: u64) -> bool {
+    if entry & target::KILLED != 0 {
+        // SAFETY: helper with a plain integer argument.
+        unsafe { bpf_send_signal(SIGKILL) };
+        return false;
+    }
+    if entry & target::FROZEN != 0 {
+        // SAFETY: as above.
+        unsafe { bpf_send_signal(SIGSTOP) };
+    }
+    false
+}
+
+/// Compares the first `n` bytes at `a` and `b` (both 8-byte aligned, at
+/// least 64 bytes) a word at a time: eight steps at most, which keeps the
+/// verifier's work small.
+#[inline(always)]
+fn same(a: *const u64, b: *const u64, n: u32) -> bool {
+    let mut w = 0u32;
+    while w < 8 {
+        if w * 8 >= n {
+            break;
+        }
+        let left = n - w * 8;
+        let mask = if left >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (left * 8)) - 1
+        };
+        // SAFETY: both point to at least 64 readable, 8-aligned bytes.
+        let (x, y) = unsafe { (*a.add(w as usize), *b.add(w as usize)) };
+        if (x ^ y) & mask != 0 {
+            return false;
+        }
+        w += 1;
+    }
+    true
+}
+
+/// The deny check runs as its own program on `sys_enter` (attached only when
+/// kernel rules are loaded), so its loops get their own verifier budget.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn raw_tracepoint_sys_enter_deny(ctx: RawTracePointContext) -> i32 {
+    deny_enter(&ctx);
+    0
+}
+
+#[inline(always)]
+fn deny_enter(ctx: &RawTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(entry) = filter::target_entry((pid_tgid >> 32) as u32) else {
+        return;
+    };
+    // The launched command's own execve is the user's choice, not the
+    // workload's: deny rules apply from the workload's first call after it.
+    if entry & target::AWAIT_EXEC != 0 {
+        return;
+    }
+    let id: i64 = ctx.arg(1);
+    if id < 0 || id >= i64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = id as u32;
+    let Some(sp) = SPECS.get(nr) else { return };
+    if sp.flags & (spec::DENY_EXEC | spec::DENY_OPEN) == 0 {
+        return;
+    }
+    let sp = *sp;
+    let regs: *const u64 = ctx.arg(0);
+    let args = super::syscalls::read_args(regs);
+    check(&sp, &args, pid_tgid, (entry & 0xffff_ffff) as u32, nr);
+}
+
+/// Checks the deny rules for the path argument of an exec or open.
+#[inline(always)]
+fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
+    let class = if sp.flags & spec::DENY_EXEC != 0 {
+        deny::CLASS_EXEC
+    } else {
+        deny::CLASS_OPEN
+    };
+    let idx = sp.str0_arg as usize;
+    if idx >= 6 {
+        return;
+    }
+    let ptr = args[idx];
+    if ptr == 0 {
+        return;
+    }
+    let Some(s) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch; preemption is disabled while programs run.
+    let buf = unsafe { (*s).payload.as_mut_ptr() };
+    // SAFETY: reads at most PATH_MAX bytes of an untrusted user string into
+    // the scratch payload, which is larger.
+    let r = unsafe {
+        bpf_probe_read_user_str(
+            buf.cast::<c_void>(),
+            deny::PATH_MAX as u32,
+            ptr as *const c_void,
+        )
+    };
+    if r <= 0 {
+        return;
+    }
+    let len = (r as u32 - 1).min(deny::PATH_MAX as u32 - 1);
+    // Where the last component starts. Kept in the scratch map rather than
+    // in a register: the verifier does not follow values through map memory,
+    // so the scan below does not multiply its states by every possible
+    // position of the last '/'.
+    // SAFETY: per-CPU scratch, see above.
+    let base_slot = unsafe { &raw mut (*s).ev.blob_len };
+    // SAFETY: as above.
+    unsafe { base_slot.write_volatile(0) };
+    let mut i = 0u32;
+    while i < deny::PATH_MAX as u32 {
+        if i >= len {
+            break;
+        }
+        // SAFETY: i < PATH_MAX, inside the payload.
+        if unsafe { *buf.add((i & 0xff) as usize) } == b'/' {
+            // SAFETY: as above.
+            unsafe { base_slot.write_volatile(i + 1) };
+        }
+        i += 1;
+    }
+    // SAFETY: as above.
+    let base = unsafe { base_slot.read_volatile() }.min(len);
+    // The last component, copied to an aligned spot for word compares.
+    // SAFETY: BASE_AT + 64 is inside the payload; the source is the path
+    // read above (base < PATH_MAX).
+    let basebuf = unsafe { buf.add(BASE_AT) };
+    // SAFETY: as above.
+    unsafe {
+        bpf_probe_read_kernel(
+            basebuf.cast::<c_void>(),
+            deny::PATTERN_MAX as u32,
+            buf.add((base & 0xff) as usize).cast::<c_void>(),
+        )
+    };
+    let base_len = len - base;
+    let mut ri = 0u32;
+    while ri < deny::MAX_RULES {
+        let Some(rule) = DENY.get(ri) else { break };
+        if rule.class == 0 {
+            break;
+        }
+        let pat = rule.pattern.as_ptr().cast::<u64>();
+        let hit = rule.class == class
+            && match rule.kind {
+                deny::EXACT => rule.len == len && same(buf.cast::<u64>(), pat, rule.len),
+                deny::PREFIX => rule.len <= len && same(buf.cast::<u64>(), pat, rule.len),
+                deny::BASENAME => {
+                    base_len == rule.len && same(basebuf.cast::<u64>(), pat, rule.len)
+                }
+                _ => false,
+            };
+        if hit {
+            // SAFETY: helper with a plain integer argument.
+            unsafe { bpf_send_signal(rule.signal) };
+            report(pid_tgid, tree, nr, rule.rule, rule.signal, buf, len);
+            return;
+        }
+        ri += 1;
+    }
+}
+
+/// Where the basename copy goes in the scratch payload (8-byte aligned).
+const BASE_AT: usize = 512;
+
+fn report(pid_tgid: u64, tree: u32, nr: u32, rule: u32, signal: u32, path: *const u8, len: u32) {
+    let ts_ns = emit::now();
+    if !flush_loss(pid_tgid) {
+        note_loss(tree, ts_ns, drop::RINGBUF_FULL);
+        return;
+    }
+    let Some(mut e) = EVENTS.reserve::<DeniedEvent>(0) else {
+        note_loss(tree, ts_ns, drop::RINGBUF_FULL);
+        return;
+    };
+    let p = e.as_mut_ptr();
+    // SAFETY: p points to a reserved DeniedEvent; every field is written
+    // before submit; the path is copied from the scratch payload.
+    unsafe {
+        (*p).hdr = header(kind::DENIED, ts_ns, pid_tgid);
+        (*p).nr = nr;
+        (*p).rule = rule;
+        (*p).signal = signal;
+        (*p).tree = tree;
+        (*p).path_len = len;
+        (*p)._pad = 0;
+        (*p).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        bpf_probe_read_kernel(
+            (&raw mut (*p).path).cast::<c_void>(),
+            deny::PATH_MAX as u32,
+            path.cast::<c_void>(),
+        );
+    }
+    e.submit(0);
+}

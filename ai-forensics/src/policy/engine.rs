@@ -1,0 +1,579 @@
+//! Evaluating rules against the event stream: conditions, thresholds over
+//! time windows, and sequences (`then`). The same engine runs live (in the
+//! consumer thread) and over a stored session (`rules test`).
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use super::rules::{Action, ArgCond, Cond, RetCond, Rule, Rules, Scope, Severity};
+use crate::{decode::args::Args, target::discover};
+
+/// What the engine knows about a process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Parent.
+    pub ppid: Option<u32>,
+    /// Name.
+    pub comm: String,
+    /// Executable.
+    pub exe: String,
+    /// Command line joined with spaces.
+    pub cmdline: String,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// Uses an ML runtime or opened a model file (itself or an ancestor).
+    pub ai: bool,
+}
+
+/// One syscall, as rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Event<'a> {
+    /// Record sequence number.
+    pub seq: u64,
+    /// Monotonic entry time.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// Syscall name.
+    pub syscall: &'a str,
+    /// Thread name.
+    pub comm: &'a str,
+    /// Main path (escaped form).
+    pub path: Option<&'a str>,
+    /// Rendered arguments.
+    pub args: &'a Args,
+    /// Return value (None at entry).
+    pub ret: Option<i64>,
+    /// Error name.
+    pub errno: Option<&'a str>,
+}
+
+/// A rule that fired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    /// Rule index.
+    pub rule: usize,
+    /// Rule name.
+    pub name: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Action to take.
+    pub action: Action,
+    /// Process of the last matching event.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// Time of the last matching event.
+    pub ts_ns: u64,
+    /// Sequence numbers of the events that made it fire.
+    pub evidence: Vec<u64>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Window {
+    items: VecDeque<(u64, u64, u64)>,
+    bytes: u64,
+}
+
+/// A sequence's first part that fired: when, and its evidence.
+type Armed = (u64, Vec<u64>);
+
+/// Most processes the engine remembers.
+const MAX_PROCS: usize = 65_536;
+/// Most evidence sequence numbers kept per alert.
+const MAX_EVIDENCE: usize = 64;
+/// Repeats of the same rule for the same process within this time are not
+/// alerted again.
+const REPEAT_NS: u64 = 1_000_000_000;
+
+/// The rule engine.
+pub struct Engine {
+    rules: Rules,
+    procs: HashMap<u32, ProcInfo>,
+    windows: HashMap<(usize, u32), Window>,
+    armed: HashMap<(usize, u32), Vec<Armed>>,
+    last: HashMap<(usize, u32), u64>,
+}
+
+fn key(scope: Scope, ev: &Event<'_>) -> u32 {
+    match scope {
+        Scope::Process => ev.pid,
+        Scope::Tree => ev.tree,
+    }
+}
+
+fn num(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s
+            .strip_prefix("0x")
+            .and_then(|h| i64::from_str_radix(h, 16).ok()),
+        _ => None,
+    }
+}
+
+/// The socket address argument of a call, if any, as (ip, port).
+fn sockaddr(args: &Args) -> Option<(std::net::IpAddr, u16)> {
+    ["addr", "dest_addr", "src_addr"].iter().find_map(|k| {
+        let a = args.get(k)?;
+        let ip = a.get("ip")?.as_str()?.parse().ok()?;
+        Some((ip, a.get("port")?.as_u64()? as u16))
+    })
+}
+
+impl Engine {
+    /// An engine for `rules`.
+    #[must_use]
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            procs: HashMap::new(),
+            windows: HashMap::new(),
+            armed: HashMap::new(),
+            last: HashMap::new(),
+        }
+    }
+
+    /// The rules.
+    #[must_use]
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Records (or updates) what is known about a process.
+    pub fn observe(&mut self, pid: u32, mut info: ProcInfo) {
+        if self.procs.len() >= MAX_PROCS
+            && !self.procs.contains_key(&pid)
+            && let Some(k) = self.procs.keys().next().copied()
+        {
+            self.procs.remove(&k);
+        }
+        let parent_ai = info
+            .ppid
+            .and_then(|p| self.procs.get(&p))
+            .is_some_and(|p| p.ai);
+        if let Some(old) = self.procs.get(&pid) {
+            info.ai |= old.ai;
+        }
+        info.ai |= parent_ai;
+        self.procs.insert(pid, info);
+    }
+
+    /// A new process: it inherits its parent's identity until it execs.
+    pub fn fork(&mut self, parent: u32, child: u32) {
+        let mut info = self.procs.get(&parent).cloned().unwrap_or_default();
+        info.ppid = Some(parent);
+        self.observe(child, info);
+    }
+
+    /// What the engine knows about `pid`.
+    #[must_use]
+    pub fn process(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid)
+    }
+
+    fn ancestors_match(&self, pid: u32, re: &regex::Regex) -> bool {
+        let mut cur = self.procs.get(&pid).and_then(|p| p.ppid);
+        for _ in 0..64 {
+            let Some(p) = cur else { return false };
+            let Some(info) = self.procs.get(&p) else {
+                return false;
+            };
+            if re.is_match(&info.comm) || re.is_match(&info.exe) {
+                return true;
+            }
+            cur = info.ppid;
+        }
+        false
+    }
+
+    fn matches(&self, c: &Cond, ev: &Event<'_>) -> bool {
+        if let Some(s) = &c.syscalls
+            && !s.contains(ev.syscall)
+        {
+            return false;
+        }
+        if let Some(g) = &c.path
+            && !ev.path.is_some_and(|p| g.is_match(p))
+        {
+            return false;
+        }
+        if let Some(g) = &c.path_not
+            && ev.path.is_some_and(|p| g.is_match(p))
+        {
+            return false;
+        }
+        if let Some(b) = &c.basename {
+            let base = ev.path.map(|p| p.rsplit('/').next().unwrap_or(p));
+            if !base.is_some_and(|b2| b.contains(b2)) {
+                return false;
+            }
+        }
+        let info = self.procs.get(&ev.pid);
+        if let Some(re) = &c.comm
+            && !re.is_match(ev.comm)
+        {
+            return false;
+        }
+        if let Some(re) = &c.exe
+            && !info.is_some_and(|i| re.is_match(&i.exe))
+        {
+            return false;
+        }
+        if let Some(re) = &c.cmdline
+            && !info.is_some_and(|i| re.is_match(&i.cmdline))
+        {
+            return false;
+        }
+        if let Some(re) = &c.ancestor
+            && !self.ancestors_match(ev.pid, re)
+        {
+            return false;
+        }
+        if let Some(u) = c.uid
+            && info.and_then(|i| i.uid) != Some(u)
+        {
+            return false;
+        }
+        if let Some(ai) = c.ai_workload
+            && info.is_some_and(|i| i.ai) != ai
+        {
+            return false;
+        }
+        if let Some(r) = c.ret {
+            let ok = match (r, ev.ret) {
+                (RetCond::Ok, Some(v)) => ev.errno.is_none() && v >= 0,
+                (RetCond::Error, _) => ev.errno.is_some(),
+                (RetCond::Cmp(cmp), Some(v)) => cmp.test(v),
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(set) = &c.errno
+            && !ev.errno.is_some_and(|e| set.contains(e))
+        {
+            return false;
+        }
+        for (name, cond) in &c.args {
+            let v = &ev.args[name.as_str()];
+            let ok = match cond {
+                ArgCond::Num(cmps) => num(v).is_some_and(|n| cmps.iter().all(|c| c.test(n))),
+                ArgCond::Glob(g) => v.as_str().is_some_and(|s| g.is_match(s)),
+                ArgCond::Contains(flags) => v
+                    .as_str()
+                    .is_some_and(|s| flags.iter().all(|f| s.split('|').any(|x| x == f))),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if c.addr_in.is_some() || c.addr_not_in.is_some() || c.port.is_some() {
+            let Some((ip, port)) = sockaddr(ev.args) else {
+                return false;
+            };
+            if let Some(nets) = &c.addr_in
+                && !nets.iter().any(|n| n.contains(&ip))
+            {
+                return false;
+            }
+            if let Some(nets) = &c.addr_not_in
+                && nets.iter().any(|n| n.contains(&ip))
+            {
+                return false;
+            }
+            if let Some(ports) = &c.port
+                && !ports.contains(&port)
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Bytes a matching call moved, for byte thresholds.
+    fn bytes_of(ev: &Event<'_>) -> u64 {
+        match ev.syscall {
+            "mmap" => ev.args["length"].as_u64().unwrap_or(0),
+            _ => ev.ret.filter(|r| *r > 0).map_or(0, |r| r as u64),
+        }
+    }
+
+    fn describe(rule: &Rule, ev: &Event<'_>, extra: &str) -> String {
+        let what = ev
+            .path
+            .map_or_else(|| ev.syscall.to_owned(), |p| format!("{}({p})", ev.syscall));
+        let d = if rule.description.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", rule.description)
+        };
+        format!(
+            "{}[{}] {what}{extra} matched rule '{}'{d}",
+            ev.comm, ev.pid, rule.name
+        )
+    }
+
+    /// Evaluates one event; returns the alerts it completes.
+    pub fn on_event(&mut self, ev: &Event<'_>) -> Vec<Alert> {
+        if let Some(p) = ev.path
+            && discover::classify(p.as_bytes()).is_some()
+            && let Some(info) = self.procs.get_mut(&ev.pid)
+        {
+            info.ai = true;
+        }
+        let mut out = Vec::new();
+        for i in 0..self.rules.rules.len() {
+            let rule = &self.rules.rules[i];
+            // A pending sequence: does this event complete it?
+            if let Some(then) = &rule.then {
+                let k = key(then.scope, ev);
+                if let Some(list) = self.armed.get_mut(&(i, k)) {
+                    let within = then.within.as_nanos() as u64;
+                    list.retain(|(t, _)| ev.ts_ns.saturating_sub(*t) <= within);
+                }
+                let armed = self.armed.get(&(i, k)).is_some_and(|l| !l.is_empty());
+                if armed && self.matches(&then.when, ev) {
+                    let mut evidence = self
+                        .armed
+                        .remove(&(i, k))
+                        .and_then(|mut l| l.pop())
+                        .map(|x| x.1)
+                        .unwrap_or_default();
+                    evidence.push(ev.seq);
+                    let rule = &self.rules.rules[i];
+                    out.push(self.alert(rule, ev, evidence, " after the rule's first part"));
+                    continue;
+                }
+            }
+            if !self.matches(&rule.when, ev) {
+                continue;
+            }
+            let mut evidence = vec![ev.seq];
+            if let Some(t) = rule.threshold {
+                let k = match t.per {
+                    Scope::Process => ev.pid,
+                    Scope::Tree => ev.tree,
+                };
+                let w = self.windows.entry((i, k)).or_default();
+                let b = Self::bytes_of(ev);
+                w.items.push_back((ev.ts_ns, b, ev.seq));
+                w.bytes += b;
+                let window = t.window.as_nanos() as u64;
+                while w
+                    .items
+                    .front()
+                    .is_some_and(|(ts, _, _)| ev.ts_ns.saturating_sub(*ts) > window)
+                {
+                    if let Some((_, b0, _)) = w.items.pop_front() {
+                        w.bytes -= b0;
+                    }
+                }
+                let count_ok = t.count.is_none_or(|n| w.items.len() as u64 >= n);
+                let bytes_ok = t.bytes.is_none_or(|n| w.bytes >= n);
+                if !(count_ok && bytes_ok) {
+                    continue;
+                }
+                evidence = w
+                    .items
+                    .iter()
+                    .rev()
+                    .take(MAX_EVIDENCE)
+                    .map(|x| x.2)
+                    .collect();
+                evidence.reverse();
+                let extra = format!(
+                    " ({} calls, {} bytes in {:?})",
+                    w.items.len(),
+                    w.bytes,
+                    t.window
+                );
+                *w = Window::default();
+                if rule.then.is_none() {
+                    let rule = &self.rules.rules[i];
+                    out.push(self.alert(rule, ev, evidence, &extra));
+                    continue;
+                }
+            }
+            if let Some(then) = &rule.then {
+                let k = key(then.scope, ev);
+                let list = self.armed.entry((i, k)).or_default();
+                if list.len() < 1024 {
+                    list.push((ev.ts_ns, evidence));
+                }
+                continue;
+            }
+            // Plain match: alert, but not again for the same process within a second.
+            let last = self.last.entry((i, ev.pid)).or_insert(0);
+            if *last != 0 && ev.ts_ns.saturating_sub(*last) < REPEAT_NS {
+                continue;
+            }
+            *last = ev.ts_ns;
+            let rule = &self.rules.rules[i];
+            out.push(self.alert(rule, ev, evidence, ""));
+        }
+        out
+    }
+
+    fn alert(&self, rule: &Rule, ev: &Event<'_>, evidence: Vec<u64>, extra: &str) -> Alert {
+        Alert {
+            rule: rule.id,
+            name: rule.name.clone(),
+            severity: rule.severity,
+            action: rule.action,
+            pid: ev.pid,
+            tid: ev.tid,
+            tree: ev.tree,
+            ts_ns: ev.ts_ns,
+            evidence,
+            reason: Self::describe(rule, ev, extra),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn args(pairs: &[(&'static str, Value)]) -> Args {
+        Args(
+            pairs
+                .iter()
+                .map(|(k, v)| (std::borrow::Cow::Borrowed(*k), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn ev<'a>(
+        seq: u64,
+        ts_s: f64,
+        syscall: &'a str,
+        path: Option<&'a str>,
+        a: &'a Args,
+        ret: i64,
+    ) -> Event<'a> {
+        Event {
+            seq,
+            ts_ns: (ts_s * 1e9) as u64,
+            pid: 10,
+            tid: 10,
+            tree: 1,
+            syscall,
+            comm: "python3",
+            path,
+            args: a,
+            ret: Some(ret),
+            errno: None,
+        }
+    }
+
+    const RULES: &str = r#"
+version: 1
+lists:
+  ok: ["127.0.0.0/8"]
+rules:
+  - name: shell
+    action: kill
+    match: {syscall: execve, basename: [sh, bash], ai_workload: true}
+  - name: exfil
+    action: kill
+    match: {syscall: read, path: ["*.safetensors"]}
+    threshold: {bytes: 1000, window: 30s, per: process}
+    then:
+      match: {syscall: connect, addr: {not_in: "@ok"}}
+      within: 30s
+  - name: deletes
+    action: alert
+    match: {syscall: unlink}
+    threshold: {count: 3, window: 1s}
+"#;
+
+    #[test]
+    fn sequences_thresholds_and_process_conditions() {
+        let mut e = Engine::new(Rules::parse("t", RULES).unwrap());
+        e.observe(
+            10,
+            ProcInfo {
+                comm: "python3".into(),
+                ..Default::default()
+            },
+        );
+        let none = args(&[]);
+        // Not an AI process yet: the shell rule does not fire.
+        assert!(
+            e.on_event(&ev(1, 0.0, "execve", Some("/bin/sh"), &none, 0))
+                .is_empty()
+        );
+        // Reading weights marks it; 600 + 600 bytes crosses the threshold.
+        assert!(
+            e.on_event(&ev(2, 1.0, "read", Some("/m/w.safetensors"), &none, 600))
+                .is_empty()
+        );
+        assert!(
+            e.on_event(&ev(3, 2.0, "read", Some("/m/w.safetensors"), &none, 600))
+                .is_empty()
+        );
+        // A connect inside the allow-list does nothing; outside, it completes the sequence.
+        let local = args(&[(
+            "addr",
+            json!({"family": "inet", "ip": "127.0.0.1", "port": 80}),
+        )]);
+        assert!(
+            e.on_event(&ev(4, 3.0, "connect", None, &local, 0))
+                .is_empty()
+        );
+        let remote = args(&[(
+            "addr",
+            json!({"family": "inet", "ip": "203.0.113.9", "port": 443}),
+        )]);
+        let a = e.on_event(&ev(5, 4.0, "connect", None, &remote, 0));
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].name, "exfil");
+        assert_eq!(a[0].evidence, vec![2, 3, 5]);
+        // Now an AI workload: the shell rule fires.
+        let s = e.on_event(&ev(6, 5.0, "execve", Some("/usr/bin/bash"), &none, 0));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].action, Action::Kill);
+        // Three unlinks within a second.
+        assert!(
+            e.on_event(&ev(7, 6.0, "unlink", Some("/x/1"), &none, 0))
+                .is_empty()
+        );
+        assert!(
+            e.on_event(&ev(8, 6.1, "unlink", Some("/x/2"), &none, 0))
+                .is_empty()
+        );
+        assert_eq!(
+            e.on_event(&ev(9, 6.2, "unlink", Some("/x/3"), &none, 0))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn sequences_expire() {
+        let mut e = Engine::new(Rules::parse("t", RULES).unwrap());
+        let none = args(&[]);
+        e.on_event(&ev(1, 0.0, "read", Some("/m/w.safetensors"), &none, 2000));
+        let remote = args(&[(
+            "addr",
+            json!({"family": "inet", "ip": "203.0.113.9", "port": 443}),
+        )]);
+        assert!(
+            e.on_event(&ev(2, 40.0, "connect", None, &remote, 0))
+                .is_empty(),
+            "30 s window passed"
+        );
+    }
+}

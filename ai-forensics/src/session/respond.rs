@@ -1,0 +1,411 @@
+//! The consumer's response to what it sees: rule evaluation, alerts,
+//! enforcement, in-kernel denials, analyser verdicts, with an audit record
+//! of each step (`alert` and `action` records, in the stream and the store).
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::consumer::Consumer;
+use crate::{
+    decode::{Denied, Syscall, args::Rendered, escape},
+    enforce::{Done, Enforcer},
+    output::{clock::Clock, json},
+    policy::{
+        engine::{Alert, Engine, Event, ProcInfo},
+        rules::{Action, Severity},
+    },
+    syscall::table as systable,
+};
+
+/// Rules, their engine, and the enforcer.
+pub struct Policy {
+    /// The rule engine.
+    pub engine: Engine,
+    /// Acts on trees.
+    pub enforcer: Enforcer,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Actions taken.
+    pub actions: u64,
+    /// In-kernel denials waiting for their process to die: pid -> (time, rule).
+    pub denied: HashMap<u32, (u64, String)>,
+    /// (action, latency from event to completion) of each enforcement.
+    pub latencies: Vec<(String, u64)>,
+}
+
+impl Policy {
+    /// A policy with `engine` acting through `enforcer`.
+    #[must_use]
+    pub fn new(engine: Engine, enforcer: Enforcer) -> Self {
+        Self {
+            engine,
+            enforcer,
+            alerts: 0,
+            actions: 0,
+            denied: HashMap::new(),
+            latencies: Vec::new(),
+        }
+    }
+}
+
+/// A verdict from an external analyser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// Process the verdict is about.
+    pub target: u32,
+    /// What to do.
+    pub action: Action,
+    /// Why.
+    pub reason: String,
+    /// Rule or model that decided.
+    pub rule: String,
+    /// When the analyser's answer arrived.
+    pub received_ns: u64,
+    /// The newest event time the analyser had seen (for latency).
+    pub event_ts_ns: u64,
+}
+
+impl Consumer {
+    /// What the engine should know about `pid`, from the process table.
+    pub(super) fn engine_observe(&mut self, pid: u32) {
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let Some(p) = self.procs.get(pid) else { return };
+        let info = ProcInfo {
+            ppid: p.ppid,
+            comm: escape::escape(&p.comm),
+            exe: p.exe.as_deref().map(escape::escape).unwrap_or_default(),
+            cmdline: p
+                .cmdline
+                .iter()
+                .map(|a| escape::escape(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            uid: p.uid,
+            ai: false,
+        };
+        policy.engine.observe(pid, info);
+    }
+
+    /// A new process in `tree`: the engine learns its lineage; if its tree
+    /// is frozen or killed it gets the same.
+    pub(super) fn engine_fork(&mut self, parent: u32, child: u32, tree: u32) {
+        if let Some(policy) = &mut self.policy {
+            policy.engine.fork(parent, child);
+            policy.enforcer.newcomer(tree, child);
+        }
+    }
+
+    /// Evaluates the rules on a syscall (rendered, with its record's seq).
+    pub(super) fn evaluate(&mut self, s: &Syscall, r: &Rendered, seq: u64, path: Option<&str>) {
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let comm = escape::escape(&s.comm);
+        let errno = s.errno().and_then(systable::errno_name);
+        let ev = Event {
+            seq,
+            ts_ns: s.ts_ns,
+            pid: s.tgid,
+            tid: s.tid,
+            tree: s.tree,
+            syscall: &r.name,
+            comm: &comm,
+            path,
+            args: &r.args,
+            ret: (!s.at_entry).then_some(s.ret),
+            errno,
+        };
+        let alerts = policy.engine.on_event(&ev);
+        for a in alerts {
+            self.raise(a, "rules");
+        }
+    }
+
+    /// Records an alert and carries out its action.
+    pub(super) fn raise(&mut self, a: Alert, source: &str) {
+        let decided = Clock::monotonic_now();
+        let comm = self
+            .procs
+            .get(a.pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
+        let detail = json!({
+            "rule": a.name,
+            "severity": a.severity.as_str(),
+            "action": a.action.as_str(),
+            "reason": a.reason,
+            "evidence": a.evidence,
+            "source": source,
+            "event_ts_ns": a.ts_ns,
+            "decided_ns": decided,
+            "decision_latency_ns": decided.saturating_sub(a.ts_ns),
+        });
+        if let Some(p) = &mut self.policy {
+            p.alerts += 1;
+        }
+        tracing::warn!("alert: {} ({})", a.reason, a.action.as_str());
+        let l = json::line(
+            &self.ctx(),
+            self.seq,
+            "alert",
+            Some(a.ts_ns),
+            Some((a.pid, a.tid, &comm)),
+            Some(a.tree),
+            detail,
+            None,
+        );
+        self.emit(l);
+        if a.action != Action::Log {
+            self.trigger(&format!("alert: {}", a.name));
+        }
+        if matches!(a.action, Action::Stop | Action::Kill | Action::Resume) {
+            self.enforce(a.action, a.tree, a.ts_ns, &a.name, &a.reason);
+        }
+    }
+
+    /// Applies an action to a tree and records it.
+    pub(super) fn enforce(
+        &mut self,
+        action: Action,
+        tree: u32,
+        event_ts: u64,
+        rule: &str,
+        reason: &str,
+    ) {
+        let members = self.procs.members(tree);
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let done: Done = policy.enforcer.apply(action, tree, &members);
+        policy.actions += 1;
+        let latency = done.done_ns.saturating_sub(event_ts);
+        policy.latencies.push((action.as_str().to_owned(), latency));
+        if !done.ok {
+            tracing::error!(
+                "{} of tree {tree}: {}",
+                action.as_str(),
+                done.errors.join("; ")
+            );
+        }
+        let detail = json!({
+            "action": action.as_str(),
+            "tree": tree,
+            "method": done.method,
+            "members": done.members,
+            "ok": done.ok,
+            "errors": done.errors,
+            "rule": rule,
+            "reason": reason,
+            "event_ts_ns": event_ts,
+            "done_ns": done.done_ns,
+            "latency_ns": latency,
+        });
+        let l = json::line(
+            &self.ctx(),
+            self.seq,
+            "action",
+            Some(done.done_ns),
+            None,
+            Some(tree),
+            detail,
+            None,
+        );
+        self.emit(l);
+    }
+
+    /// The kernel stopped a syscall at entry: record it, then act on the
+    /// rest of the tree.
+    pub(super) fn denied(&mut self, d: &Denied) {
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let rule = policy.engine.rules().rules.get(d.rule as usize).cloned();
+        let name = rule
+            .as_ref()
+            .map_or_else(|| format!("rule {}", d.rule), |r| r.name.clone());
+        let action = if d.signal == 9 {
+            Action::Kill
+        } else {
+            Action::Stop
+        };
+        policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
+        policy.alerts += 1;
+        let path = escape::escape(&d.path);
+        let reason = format!(
+            "{}[{}] {}({path}) stopped in the kernel at syscall entry by rule '{name}'",
+            escape::escape(&d.comm),
+            d.tgid,
+            systable::display_name(d.nr)
+        );
+        let detail = json!({
+            "rule": name,
+            "severity": rule.as_ref().map_or(Severity::Critical, |r| r.severity).as_str(),
+            "action": action.as_str(),
+            "reason": reason,
+            "evidence": [],
+            "source": "kernel",
+            "path": path,
+            "signal": d.signal,
+            "event_ts_ns": d.ts_ns,
+            "decided_ns": d.ts_ns,
+            "decision_latency_ns": 0,
+        });
+        tracing::warn!("alert: {reason}");
+        let l = json::line(
+            &self.ctx(),
+            self.seq,
+            "alert",
+            Some(d.ts_ns),
+            Some((d.tgid, d.tid, &d.comm)),
+            Some(d.tree),
+            detail,
+            Some(path),
+        );
+        self.emit(l);
+        self.trigger(&format!("alert: {name}"));
+        // The offender got its signal in the kernel; the rest of its tree follows.
+        self.enforce(action, d.tree, d.ts_ns, &name, &reason);
+    }
+
+    /// A process with a pending kernel denial is gone: how long it took.
+    pub(super) fn denial_effective(&mut self, pid: u32, ts_ns: u64) {
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let Some((at, rule)) = policy.denied.remove(&pid) else {
+            return;
+        };
+        let latency = ts_ns.saturating_sub(at);
+        policy.latencies.push(("kernel-kill".into(), latency));
+        let detail = json!({"action": "kill", "method": "kernel", "pid": pid, "rule": rule, "event_ts_ns": at, "done_ns": ts_ns, "latency_ns": latency, "ok": true, "effective": true});
+        let l = json::line(
+            &self.ctx(),
+            self.seq,
+            "action",
+            Some(ts_ns),
+            None,
+            None,
+            detail,
+            None,
+        );
+        self.emit(l);
+    }
+
+    /// A verdict from the external analyser.
+    pub(super) fn verdict(&mut self, v: &Verdict) {
+        let Some(tree) = self.procs.tree_of(v.target) else {
+            tracing::warn!(
+                "analyser verdict refused: process {} is not in the traced tree",
+                v.target
+            );
+            self.write_record("verdict", json!({"accepted": false, "target": v.target, "action": v.action.as_str(), "reason": v.reason, "rule": v.rule, "why": "target outside the traced tree"}));
+            return;
+        };
+        self.write_record("verdict", json!({"accepted": true, "target": v.target, "action": v.action.as_str(), "reason": v.reason, "rule": v.rule, "received_ns": v.received_ns}));
+        let a = Alert {
+            rule: usize::MAX,
+            name: v.rule.clone(),
+            severity: Severity::High,
+            action: v.action,
+            pid: v.target,
+            tid: v.target,
+            tree,
+            ts_ns: v.event_ts_ns,
+            evidence: Vec::new(),
+            reason: format!("analyser: {}", v.reason),
+        };
+        self.raise(a, "analyser");
+    }
+}
+
+/// The consumer's end of the analyser link.
+pub struct AnalyserLink {
+    /// Records to the link thread.
+    pub tx: std::sync::mpsc::SyncSender<Vec<String>>,
+    /// Records waiting for the next send.
+    pub pending: Vec<String>,
+    /// Verdicts and state changes from the link thread.
+    pub events: std::sync::mpsc::Receiver<crate::analyser::client::Event>,
+    /// Failure policy.
+    pub failure: crate::analyser::client::Failure,
+    /// Trees stopped because the analyser failed (closed mode).
+    pub stopped: Vec<u32>,
+    /// Records the link could not take.
+    pub dropped: u64,
+}
+
+impl Consumer {
+    /// Hands pending records to the analyser link without blocking.
+    pub(super) fn flush_analyser(&mut self) {
+        let Some(a) = &mut self.analyser else { return };
+        if a.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut a.pending);
+        let n = batch.len() as u64;
+        if a.tx.try_send(batch).is_err() {
+            a.dropped += n;
+        }
+    }
+
+    /// Acts on what the analyser link reported.
+    pub(super) fn poll_analyser(&mut self) {
+        let mut events = Vec::new();
+        if let Some(a) = &self.analyser {
+            while let Ok(e) = a.events.try_recv() {
+                events.push(e);
+            }
+        }
+        for e in events {
+            match e {
+                crate::analyser::client::Event::Verdict(v) => self.verdict(&v),
+                crate::analyser::client::Event::Down(why) => {
+                    let closed = self
+                        .analyser
+                        .as_ref()
+                        .is_some_and(|a| a.failure == crate::analyser::client::Failure::Closed);
+                    self.write_record("verdict", json!({"accepted": false, "analyser": "down", "why": why, "failure_mode": if closed { "closed" } else { "open" }}));
+                    if closed {
+                        let trees: std::collections::BTreeSet<u32> = self
+                            .procs
+                            .live()
+                            .iter()
+                            .filter_map(|p| self.procs.tree_of(*p))
+                            .collect();
+                        for t in &trees {
+                            self.enforce(
+                                Action::Stop,
+                                *t,
+                                Clock::monotonic_now(),
+                                "analyser-failure-closed",
+                                &format!("the analyser failed ({why}); failure mode closed"),
+                            );
+                        }
+                        if let Some(a) = &mut self.analyser {
+                            a.stopped = trees.into_iter().collect();
+                        }
+                    }
+                }
+                crate::analyser::client::Event::Up => {
+                    self.write_record("verdict", json!({"accepted": true, "analyser": "up"}));
+                    let stopped = self
+                        .analyser
+                        .as_mut()
+                        .map(|a| std::mem::take(&mut a.stopped))
+                        .unwrap_or_default();
+                    for t in stopped {
+                        self.enforce(
+                            Action::Resume,
+                            t,
+                            Clock::monotonic_now(),
+                            "analyser-failure-closed",
+                            "the analyser answers again",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
