@@ -76,6 +76,8 @@ pub mod kind {
     pub const PROC_EXIT: u32 = 34;
     /// A deny rule stopped a syscall at entry ([`DeniedEvent`](crate::DeniedEvent)).
     pub const DENIED: u32 = 48;
+    /// A CUDA call seen by a uprobe ([`GpuEvent`](crate::GpuEvent)).
+    pub const GPU: u32 = 50;
     /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
     pub const WATCH_EXEC: u32 = 40;
     /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
@@ -491,6 +493,38 @@ pub struct ExitEvent {
     pub comm: [u8; 16],
 }
 
+/// A CUDA runtime or driver call of a target, seen by a uprobe.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Function id (user space's table; the uprobe's attach cookie).
+    pub func: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Bytes (allocated, copied).
+    pub size: u64,
+    /// Device pointer (allocated, freed).
+    pub ptr: u64,
+    /// Return value (allocations; 0 for calls recorded at entry).
+    pub ret: i64,
+}
+
+/// An allocation call between its entry and its return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuPending {
+    /// Where the callee writes the device pointer.
+    pub out_ptr: u64,
+    /// Requested bytes.
+    pub size: u64,
+    /// Function id.
+    pub func: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
 /// Per-CPU room to build a syscall record and its payload.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -545,6 +579,8 @@ const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<Config>() == 32);
 const _: () = assert!(core::mem::size_of::<Scratch>() == 128 + PAYLOAD_MAX);
 const _: () = assert!(core::mem::size_of::<DenyRule>() == 24 + deny::PATTERN_MAX);
+const _: () = assert!(core::mem::size_of::<GpuEvent>() == 56);
+const _: () = assert!(core::mem::size_of::<GpuPending>() == 24);
 const _: () = assert!(core::mem::size_of::<DeniedEvent>() == 64 + deny::PATH_MAX);
 // The payload layout needs room for a full blob and two full strings.
 const _: () = assert!(PAYLOAD_MAX >= 256 + 2 * STR_MAX + STR_MAX);
@@ -588,6 +624,10 @@ mod pod {
     unsafe impl aya::Pod for super::DenyRule {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::DeniedEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::GpuEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::GpuPending {}
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! Every map of the programs. Sizes here are defaults: user space sets the
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
-    DenyRule, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat, Scratch,
-    SyscallSpec, SyscallStat, deny, drop,
+    DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat,
+    Scratch, SyscallSpec, SyscallStat, deny, drop,
 };
 use aya_ebpf::{
     macros::map,
@@ -44,6 +44,9 @@ pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static DENY: Array<DenyRule> = Array::with_max_entries(deny::MAX_RULES, 0);
+
+#[map]
+pub static GPU_PENDING: HashMap<u32, GpuPending> = HashMap::with_max_entries(16384, 0);
 
 /// Adds one to a drop counter.
 #[inline(always)]

@@ -5,6 +5,7 @@ directory. Then, if asked, one malicious action:
   creds  - opens a planted credentials file ($HOME/.aws/credentials)
   shell  - runs /bin/sh -c 'touch MARKER'
   connect PORT - connects to 127.0.0.1:PORT and sends the model
+  shell-and-connect PORT - both of the above
 Prints `benign done` after the benign phase and `malicious done` if it
 survives the malicious one.
 """
@@ -31,6 +32,17 @@ if action == "creds":
 elif action == "shell":
     subprocess.run(["/bin/sh", "-c", "touch " + os.path.join(out, "MARKER")])
 elif action == "connect":
+    # Like a real agent, it waits for the other end's answer (up to 10 s).
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[3])))
+    s.sendall(weights)
+    s.settimeout(10)
+    try:
+        s.recv(1)
+    except socket.timeout:
+        pass
+    s.close()
+elif action == "shell-and-connect":
+    subprocess.run(["/bin/sh", "-c", "true"])
     s = socket.create_connection(("127.0.0.1", int(sys.argv[3])))
     s.sendall(weights)
     s.close()

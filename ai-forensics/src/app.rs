@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         ),
         Command::Rules(r) => rules_cmd(r),
         Command::Analyser(a) => analyser_cmd(a),
+        Command::Baseline(b) => baseline_cmd(b),
         Command::Schema => {
             print!("{}", crate::output::schema::SCHEMA);
             Ok(0)
@@ -239,6 +240,13 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         store: (!r.no_store).then(|| crate::inspect::store_path(r.store.as_deref())),
         rules,
         analyser,
+        baseline: r
+            .baseline
+            .as_deref()
+            .map(crate::ai::baseline::Profile::load)
+            .transpose()?,
+        hash_artifacts: r.hash_artifacts,
+        gpu_libs: r.gpu_lib.clone(),
         flight_recorder: r
             .flight_recorder
             .as_deref()
@@ -333,6 +341,53 @@ fn rules_cmd(r: crate::cli::RulesCommand) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+fn baseline_cmd(b: crate::cli::BaselineCommand) -> Result<u8> {
+    use crate::{ai::baseline, cli::BaselineCommand};
+    let BaselineCommand::Learn {
+        sessions,
+        output,
+        mix_threshold,
+        store,
+    } = b;
+    if !(0.0..=1.0).contains(&mix_threshold) {
+        return Err(Error::usage("--mix-threshold: between 0 and 1"));
+    }
+    let st = crate::store::Store::open(&inspect::store_path(store.store.as_deref()))?;
+    let mut runs = Vec::new();
+    for s in &sessions {
+        let id = st.session_id(s)?;
+        let mut buf = Vec::new();
+        st.stream(id, &crate::store::query::Filter::default(), false, &mut buf)?;
+        let mut o = baseline::Observed::default();
+        for line in String::from_utf8_lossy(&buf).lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                o.feed(&v);
+            }
+        }
+        if o.counts.is_empty() {
+            return Err(Error::usage(format!(
+                "session {id} has no summary (it did not end normally); learn from completed sessions"
+            )));
+        }
+        runs.push(o);
+    }
+    let mut p = baseline::Profile::learn(&runs);
+    p.mix_threshold = mix_threshold;
+    let text = serde_json::to_string_pretty(&p).map_err(|e| Error::Runtime(e.to_string()))?;
+    std::fs::write(&output, text + "\n")
+        .map_err(|e| Error::usage(format!("--output {}: {e}", output.display())))?;
+    println!(
+        "profile of {} sessions written to {}: {} executables, {} endpoints, {} directories written, {} syscalls in the mix",
+        p.sessions,
+        output.display(),
+        p.exes.len(),
+        p.endpoints.len(),
+        p.dirs_written.len(),
+        p.syscall_mix.len()
+    );
+    Ok(0)
 }
 
 fn analyser_cmd(a: crate::cli::AnalyserCommand) -> Result<u8> {

@@ -82,6 +82,9 @@ pub enum Command {
     /// The reference external analyser.
     #[command(subcommand)]
     Analyser(AnalyserCommand),
+    /// Learn a behaviour profile from recorded sessions.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
     /// Print the JSON Lines record schema.
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
@@ -144,6 +147,26 @@ pub enum RulesCommand {
         /// Session number, or `last`.
         #[arg(long)]
         session: String,
+        /// Store.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `baseline` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Build a profile of normal behaviour from benign sessions (events mode).
+    Learn {
+        /// Session numbers (or `last`).
+        #[arg(required = true)]
+        sessions: Vec<String>,
+        /// Profile file to write.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Flag runs whose syscall mix is farther than this (0..1).
+        #[arg(long, default_value_t = 0.25)]
+        mix_threshold: f64,
         /// Store.
         #[command(flatten)]
         store: StoreArgs,
@@ -284,6 +307,15 @@ pub struct RecordArgs {
     /// Per-request analyser timeout.
     #[arg(long, value_name = "DURATION", default_value = "2s")]
     pub analyser_timeout: String,
+    /// Compare the run with a learned profile (`baseline learn`) and flag deviations.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// Hash model artefacts (SHA-256) at the end; files over 2 GiB and work past 60 s are skipped.
+    #[arg(long)]
+    pub hash_artifacts: bool,
+    /// Also watch CUDA calls in this library (repeatable); libcudart/libcuda found by ldconfig are watched anyway.
+    #[arg(long, value_name = "PATH")]
+    pub gpu_lib: Vec<PathBuf>,
 }
 
 /// `trace` arguments.

@@ -6,6 +6,7 @@
 //! summaries; `output` writes tables, JSON Lines and text; `session` runs it
 //! all in order; `cli` and `app` are the command line.
 pub mod aggregate;
+pub mod ai;
 pub mod analyser;
 pub mod app;
 pub mod cli;

@@ -1,4 +1,5 @@
 //! One hook family per file.
 pub mod enforce;
+pub mod gpu;
 pub mod process;
 pub mod syscalls;

@@ -195,9 +195,30 @@ pub struct Denied {
     pub path: Vec<u8>,
 }
 
+/// A CUDA call seen by a uprobe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuCall {
+    /// Time.
+    pub ts_ns: u64,
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Function id (`ai::gpu::FUNCTIONS`).
+    pub func: u32,
+    /// Bytes.
+    pub size: u64,
+    /// Device pointer.
+    pub ptr: u64,
+    /// Return value.
+    pub ret: i64,
+}
+
 /// A decoded record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
+    /// A CUDA call.
+    Gpu(GpuCall),
     /// An in-kernel deny rule fired.
     Denied(Denied),
     /// A traced syscall.
@@ -227,6 +248,7 @@ impl Record {
             Self::Exec(e) | Self::WatchExec(e) => e.ts_ns,
             Self::Exit(e) => e.ts_ns,
             Self::Denied(d) => d.ts_ns,
+            Self::Gpu(g) => g.ts_ns,
         }
     }
 }
@@ -315,6 +337,18 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 tree: e.tree,
                 group_dead: e.group_dead != 0,
                 comm: cstr(&e.comm),
+            }))
+        }
+        kind::GPU => {
+            let g: ai_forensics_common::GpuEvent = read(bytes, hdr.kind)?;
+            Ok(Record::Gpu(GpuCall {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                func: g.func,
+                size: g.size,
+                ptr: g.ptr,
+                ret: g.ret,
             }))
         }
         kind::DENIED => {

@@ -50,6 +50,9 @@ pub struct Event<'a> {
     pub ret: Option<i64>,
     /// Error name.
     pub errno: Option<&'a str>,
+    /// Bytes the tree sent or wrote outside its directories after reading
+    /// model artefacts (AI-aware accounting; 0 when not known).
+    pub exfil_bytes: u64,
 }
 
 /// A rule that fired.
@@ -277,6 +280,11 @@ impl Engine {
                 return false;
             }
         }
+        if let Some(cmp) = c.exfil
+            && !cmp.test(ev.exfil_bytes as i64)
+        {
+            return false;
+        }
         if c.addr_in.is_some() || c.addr_not_in.is_some() || c.port.is_some() {
             let Some((ip, port)) = sockaddr(ev.args) else {
                 return false;
@@ -475,6 +483,7 @@ mod tests {
             args: a,
             ret: Some(ret),
             errno: None,
+            exfil_bytes: 0,
         }
     }
 

@@ -109,6 +109,7 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
                 args: &o.args,
                 ret: o.ret,
                 errno: o.errno.as_deref(),
+                exfil_bytes: 0,
             };
             engine.on_event(&ev)
         }

@@ -169,6 +169,7 @@ struct MatchSpec {
     args: Option<BTreeMap<String, ArgSpec>>,
     addr: Option<AddrSpec>,
     port: Option<OneOrMany<u16>>,
+    exfil_bytes: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -325,6 +326,8 @@ pub struct Cond {
     pub addr_not_in: Option<Vec<IpNet>>,
     /// Socket port.
     pub port: Option<BTreeSet<u16>>,
+    /// The tree's bytes sent or written outside after reading model artefacts.
+    pub exfil: Option<Cmp>,
 }
 
 /// A condition on the return value.
@@ -620,6 +623,29 @@ impl Ctx<'_> {
                 .transpose()?;
         }
         c.port = m.port.as_ref().map(|p| p.to_vec().into_iter().collect());
+        c.exfil = m
+            .exfil_bytes
+            .as_deref()
+            .map(|e| {
+                let t = e.trim();
+                let (op, num) =
+                    t.split_at(t.find(|ch: char| ch.is_ascii_digit()).unwrap_or(t.len()));
+                let n = parse_bytes(num).ok_or_else(|| {
+                    self.err(
+                        rule,
+                        &f("exfil_bytes"),
+                        format!("'{e}': use a comparison with a size, like '>= 10MB'"),
+                    )
+                })?;
+                Cmp::parse(&format!("{op}{n}")).ok_or_else(|| {
+                    self.err(
+                        rule,
+                        &f("exfil_bytes"),
+                        format!("'{e}': use a comparison with a size, like '>= 10MB'"),
+                    )
+                })
+            })
+            .transpose()?;
         Ok(c)
     }
 }

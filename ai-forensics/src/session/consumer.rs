@@ -53,6 +53,8 @@ pub enum Msg {
     Trigger(String),
     /// A verdict from the external analyser.
     Verdict(super::respond::Verdict),
+    /// CUDA libraries with uprobes attached, or why GPU accounting is idle.
+    Gpu(Vec<String>, Option<String>),
 }
 
 impl From<crate::reader::Batch> for Msg {
@@ -157,6 +159,8 @@ pub struct Consumer {
     pub policy: Option<super::respond::Policy>,
     /// The external analyser, when `--analyser` is given.
     pub analyser: Option<super::respond::AnalyserLink>,
+    /// AI-aware analysis (events mode).
+    pub ai: Option<crate::ai::AiState>,
 }
 
 impl Consumer {
@@ -359,6 +363,7 @@ impl Consumer {
                     self.process_record(pid, Some(Clock::monotonic_now()));
                 }
                 self.engine_observe(pid);
+                self.ai_process(pid, true);
                 let live = self.procs.live().len();
                 self.shared_update(|s| {
                     s.seen_any = true;
@@ -393,6 +398,12 @@ impl Consumer {
                 });
             }
             Msg::Trigger(reason) => self.trigger(&reason),
+            Msg::Gpu(libs, note) => {
+                if let Some(ai) = &mut self.ai {
+                    ai.gpu.libraries = libs;
+                    ai.gpu.note = note;
+                }
+            }
             Msg::Verdict(v) => {
                 self.verdict(&v);
                 self.maybe_flush_store();
@@ -444,6 +455,11 @@ impl Consumer {
             Record::Exec(e) => {
                 self.procs.exec(&e, Origin::Forked);
                 self.engine_observe(e.tgid);
+                self.ai_process(e.tgid, false);
+                if let Some(ai) = &mut self.ai {
+                    let dev = ai.on_exec(&e.filename);
+                    self.deviations(e.tgid, e.tid, e.tree, e.ts_ns, dev);
+                }
                 if e.old_tid != e.tid
                     && let Some(p) = self.pending_exec.remove(&e.old_tid)
                 {
@@ -469,6 +485,11 @@ impl Consumer {
                 }
             }
             Record::Denied(d) => self.denied(&d),
+            Record::Gpu(g) => {
+                if let Some(ai) = &mut self.ai {
+                    ai.gpu.call(g.func, g.size, g.ptr, g.ret);
+                }
+            }
             Record::WatchExec(e) => {
                 let exe = crate::target::procfs::info(e.tgid).and_then(|i| i.exe);
                 if let Some(reason) =
@@ -532,6 +553,10 @@ impl Consumer {
         let wanted = self.emitting() && self.selection.contains(s.nr);
         let rendered = (wanted || self.policy.is_some()).then(|| args::render(s, &self.fds));
         self.activity.apply(s, &self.fds);
+        if let Some(ai) = &mut self.ai {
+            let dev = ai.apply(s, &self.fds);
+            self.deviations(s.tgid, s.tid, s.tree, s.ts_ns, dev);
+        }
         self.fds.apply(s);
         let Some(rendered) = rendered else { return };
         if !wanted {
@@ -577,6 +602,7 @@ impl Consumer {
     /// Runs until the channel closes; returns the state for the summary.
     pub fn run(mut self, rx: &Receiver<Msg>) -> Self {
         let mut last_reap = Instant::now();
+        let mut last_cpu = Instant::now();
         loop {
             let wait = if self.analyser.is_some() { 20 } else { 200 };
             match rx.recv_timeout(std::time::Duration::from_millis(wait)) {
@@ -588,6 +614,16 @@ impl Consumer {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
             self.poll_analyser();
+            if self.ai.is_some() && last_cpu.elapsed().as_millis() >= 100 {
+                last_cpu = Instant::now();
+                let now = Clock::monotonic_now();
+                let pids: Vec<u32> = self.procs.live().iter().take(64).copied().collect();
+                if let Some(ai) = &mut self.ai {
+                    for p in pids {
+                        ai.sample_cpu(p, now);
+                    }
+                }
+            }
             if self.track_live && last_reap.elapsed().as_millis() >= 250 {
                 last_reap = Instant::now();
                 self.procs.reap_vanished(Clock::monotonic_now());

@@ -161,6 +161,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             )
         }),
         analyser: None,
+        ai: (opts.mode == Mode::Events).then(|| crate::ai::AiState::new(opts.baseline.clone())),
     };
     consumer.header(header.clone());
     let (initial, mut tree) = setup::initial_targets(opts, &mut probes)?;
@@ -228,6 +229,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     // Launch after attaching: fork, register, then let it exec.
     let mut child: Option<u32> = None;
     let attach = probes.attach();
+    // CUDA uprobes go in before the workload starts, so its first call counts.
+    if attach.is_ok() && opts.mode == Mode::Events {
+        let _ = tx.send(gpu_setup(opts, &mut probes));
+    }
     if let Some(l) = &opts.launch
         && attach.is_ok()
     {
@@ -406,6 +411,19 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         lost_by_tree,
         store: None,
         policy: policy_summary(&consumer, &analyser_stats, analyser_dropped),
+        ai: {
+            let counts: std::collections::BTreeMap<String, u64> = syscalls::rows(&stats)
+                .into_iter()
+                .map(|r| (r.syscall, r.count))
+                .collect();
+            let procs = &consumer.procs;
+            consumer.ai.as_mut().map(|a| {
+                if opts.hash_artifacts {
+                    a.artefacts.hash_all();
+                }
+                a.json(procs, &counts)
+            })
+        },
     };
     let detail = report.json(&consumer);
     consumer.write_record("summary", detail.clone());
@@ -497,6 +515,47 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         _ => 0,
     };
     Ok(Outcome { exit_code })
+}
+
+/// Attaches the CUDA uprobes to the libraries named with `--gpu-lib`, those
+/// the dynamic linker knows, and those the initial targets map.
+fn gpu_setup(opts: &Options, probes: &mut Probes) -> Msg {
+    use crate::ai::gpu;
+    let mut libs: Vec<String> = opts
+        .gpu_libs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    libs.extend(gpu::find_libraries());
+    for pid in &opts.targets.pids {
+        if let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+            for l in maps.lines().filter_map(|l| l.split_whitespace().nth(5)) {
+                let base = l.rsplit('/').next().unwrap_or("");
+                if (base.starts_with("libcudart.so") || base.starts_with("libcuda.so"))
+                    && !libs.iter().any(|x| x == l)
+                {
+                    libs.push(l.to_owned());
+                }
+            }
+        }
+    }
+    let mut attached = Vec::new();
+    for lib in &libs {
+        match probes.attach_cuda(std::path::Path::new(lib), gpu::FUNCTIONS) {
+            Ok(f) if !f.is_empty() => attached.push(format!("{lib} ({})", f.join(", "))),
+            Ok(_) => tracing::info!("{lib}: no CUDA function to watch"),
+            Err(e) => tracing::warn!("CUDA uprobes on {lib}: {e}"),
+        }
+    }
+    let devices = ["/dev/nvidia0", "/dev/nvidiactl", "/dev/dri", "/dev/kfd"]
+        .iter()
+        .any(|d| std::path::Path::new(d).exists());
+    let note = match (attached.is_empty(), devices) {
+        (true, false) => Some("no GPU device and no CUDA library on this machine: GPU accounting has nothing to watch".to_owned()),
+        (true, true) => Some("GPU devices present but no CUDA library found (use --gpu-lib): ioctls only".to_owned()),
+        _ => None,
+    };
+    Msg::Gpu(attached, note)
 }
 
 /// Alerts, actions and their latencies, and what the analyser link did.

@@ -98,6 +98,12 @@ pub struct Options {
     pub rules: Option<crate::policy::rules::Rules>,
     /// External analyser.
     pub analyser: Option<crate::analyser::client::Config>,
+    /// Learned profile to compare the run with.
+    pub baseline: Option<crate::ai::baseline::Profile>,
+    /// Hash model artefacts at the end (bounded).
+    pub hash_artifacts: bool,
+    /// CUDA libraries to attach uprobes to (besides those found).
+    pub gpu_libs: Vec<PathBuf>,
 }
 
 impl Options {

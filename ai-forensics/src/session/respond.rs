@@ -99,12 +99,17 @@ impl Consumer {
 
     /// Evaluates the rules on a syscall (rendered, with its record's seq).
     pub(super) fn evaluate(&mut self, s: &Syscall, r: &Rendered, seq: u64, path: Option<&str>) {
+        if self.policy.is_none() {
+            return;
+        }
+        let comm = escape::escape(&s.comm);
+        let errno = s.errno().and_then(systable::errno_name);
+        let exfil = self.ai.as_ref().map_or(0, |a| a.exfil_of(s.tree));
         let Some(policy) = &mut self.policy else {
             return;
         };
-        let comm = escape::escape(&s.comm);
-        let errno = s.errno().and_then(systable::errno_name);
         let ev = Event {
+            exfil_bytes: exfil,
             seq,
             ts_ns: s.ts_ns,
             pid: s.tgid,
@@ -291,6 +296,49 @@ impl Consumer {
             None,
         );
         self.emit(l);
+    }
+
+    /// Identity-based roles and the workload's directories.
+    pub(super) fn ai_process(&mut self, pid: u32, root: bool) {
+        let Some(ai) = &mut self.ai else { return };
+        let cmdline = self
+            .procs
+            .get(pid)
+            .map(|p| {
+                p.cmdline
+                    .iter()
+                    .map(|a| escape::escape(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        ai.on_process(pid, &cmdline, root);
+    }
+
+    /// Baseline deviations become alerts.
+    pub(super) fn deviations(
+        &mut self,
+        pid: u32,
+        tid: u32,
+        tree: u32,
+        ts_ns: u64,
+        dev: Vec<String>,
+    ) {
+        for d in dev {
+            let a = Alert {
+                rule: usize::MAX,
+                name: "baseline".into(),
+                severity: Severity::Medium,
+                action: Action::Alert,
+                pid,
+                tid,
+                tree,
+                ts_ns,
+                evidence: vec![self.seq.saturating_sub(1)],
+                reason: format!("baseline: {d}"),
+            };
+            self.raise(a, "baseline");
+        }
     }
 
     /// A verdict from the external analyser.

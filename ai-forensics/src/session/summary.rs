@@ -89,6 +89,8 @@ pub struct Report<'a> {
     pub store: Option<StoreReport>,
     /// Rules and analyser results.
     pub policy: Option<serde_json::Value>,
+    /// AI-aware findings (events mode).
+    pub ai: Option<serde_json::Value>,
 }
 
 /// What the store received.
@@ -172,6 +174,7 @@ impl Report<'_> {
             },
             "exit_status": status_json(self.child_status),
             "policy": self.policy,
+            "ai": self.ai,
         })
     }
 
@@ -265,6 +268,9 @@ impl Report<'_> {
                 }
             );
         }
+        if let Some(ai) = &self.ai {
+            out.push_str(&ai_text(ai));
+        }
         if let Some(p) = &self.policy {
             let _ = writeln!(
                 out,
@@ -315,6 +321,117 @@ impl Report<'_> {
         }
         out
     }
+}
+
+/// The AI section of the text summary.
+fn ai_text(ai: &Value) -> String {
+    let mut out = String::new();
+    let arts = ai["artefacts"].as_array().cloned().unwrap_or_default();
+    if !arts.is_empty() {
+        let _ = writeln!(out, "\nmodel artefacts");
+        let _ = writeln!(
+            out,
+            "{:<11} {:<12} {:>12} {:>12} {:>12}  path",
+            "kind", "format", "read", "written", "mapped"
+        );
+        for a in arts.iter().take(30) {
+            let _ = writeln!(
+                out,
+                "{:<11} {:<12} {:>12} {:>12} {:>12}  {}{}",
+                a["kind"].as_str().unwrap_or(""),
+                a["format"].as_str().unwrap_or(""),
+                table::bytes(a["bytes_read"].as_u64().unwrap_or(0)),
+                table::bytes(a["bytes_written"].as_u64().unwrap_or(0)),
+                table::bytes(a["bytes_mapped"].as_u64().unwrap_or(0)),
+                a["path"].as_str().unwrap_or(""),
+                a["sha256"].as_str().map_or_else(
+                    || a["hash_skipped"]
+                        .as_str()
+                        .map_or_else(String::new, |w| format!("  (not hashed: {w})")),
+                    |h| format!("  sha256:{}", &h[..h.len().min(16)])
+                )
+            );
+        }
+        if arts.len() > 30 {
+            let _ = writeln!(out, "... {} more in the JSON summary", arts.len() - 30);
+        }
+    }
+    // Phase times are shown from the earliest phase of the run.
+    let t0 = ai["phases"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|v| v.as_array().into_iter().flatten())
+        .filter_map(|p| p["start_ns"].as_u64())
+        .min()
+        .unwrap_or(0);
+    if let Some(classes) = ai["classification"].as_object() {
+        for (pid, c) in classes {
+            let role = ai["roles"][pid.as_str()].as_str().unwrap_or("");
+            let _ = writeln!(
+                out,
+                "\nprocess {pid}: {} (confidence {}){}",
+                c["kind"].as_str().unwrap_or(""),
+                c["confidence"],
+                if role.is_empty() {
+                    String::new()
+                } else {
+                    format!(", role {role}")
+                }
+            );
+            for p in ai["phases"][pid.as_str()].as_array().into_iter().flatten() {
+                let rate = p["rate_per_s"]
+                    .as_f64()
+                    .map_or_else(String::new, |r| format!(", {r:.1}/s"));
+                let _ = writeln!(
+                    out,
+                    "  {:>8.3}s {:>8.3}s  {:<12} {}{rate}",
+                    p["start_ns"].as_u64().unwrap_or(0).saturating_sub(t0) as f64 / 1e9,
+                    p["end_ns"].as_u64().unwrap_or(0).saturating_sub(t0) as f64 / 1e9,
+                    p["name"].as_str().unwrap_or(""),
+                    p["evidence"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    if let Some(ex) = ai["exfiltration"].as_object() {
+        for (tree, t) in ex {
+            if t["sent_bytes"].as_u64().unwrap_or(0)
+                + t["written_outside_bytes"].as_u64().unwrap_or(0)
+                > 0
+            {
+                let _ = writeln!(
+                    out,
+                    "\nexfiltration, tree {tree}: {} read from model artefacts; {} sent to {}; {} written outside the workload's directories; {} after the model was read",
+                    table::bytes(t["model_bytes_in"].as_u64().unwrap_or(0)),
+                    table::bytes(t["sent_bytes"].as_u64().unwrap_or(0)),
+                    t["sent_to"],
+                    table::bytes(t["written_outside_bytes"].as_u64().unwrap_or(0)),
+                    table::bytes(t["after_model_read"].as_u64().unwrap_or(0))
+                );
+            }
+        }
+    }
+    let gpu = &ai["gpu"];
+    if gpu["ioctls"].as_array().is_some_and(|a| !a.is_empty())
+        || gpu["cuda"].as_object().is_some_and(|c| !c.is_empty())
+    {
+        let _ = writeln!(out, "\ngpu: {}", gpu);
+    } else if let Some(n) = gpu["note"].as_str() {
+        let _ = writeln!(out, "\ngpu: {n}");
+    }
+    if let Some(d) = ai["baseline"]["deviations"].as_array() {
+        let _ = writeln!(
+            out,
+            "\nbaseline: {} deviations{}",
+            d.len(),
+            d.iter()
+                .filter_map(Value::as_str)
+                .map(|s| format!("\n  {s}"))
+                .collect::<String>()
+        );
+    }
+    out
 }
 
 /// Redraws the live table on stderr.

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use crate::error::{Error, Result};
 
 /// Version of the database layout this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Where recordings go unless `--store` says otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/ai-forensics/ai-forensics.db";
 
@@ -221,6 +221,12 @@ impl Store {
                     path.display()
                 )));
             }
+            if v < SCHEMA_VERSION {
+                return Err(Error::usage(format!(
+                    "store {}: written by an older ai-forensics (schema {v}, this build reads schema {SCHEMA_VERSION}); record into a new --store",
+                    path.display()
+                )));
+            }
         } else {
             let tables: i64 = s
                 .conn
@@ -342,7 +348,7 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(v, "1");
+        assert_eq!(v, SCHEMA_VERSION.to_string());
     }
 
     #[test]
@@ -371,22 +377,40 @@ mod tests {
         assert!(Store::open(&tmp("missing")).is_err());
     }
 
-    #[test]
-    fn refuses_a_future_schema() {
-        let p = tmp("future");
+    fn with_schema(name: &str, version: &str) -> PathBuf {
+        let p = tmp(name);
         drop(Store::create(&p).unwrap());
         Connection::open(&p)
             .unwrap()
             .execute(
-                "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
-                [],
+                "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                [version],
             )
             .unwrap();
-        let e = Store::open(&p).err().unwrap();
+        p
+    }
+
+    #[test]
+    fn refuses_a_future_schema() {
+        let e = Store::open(&with_schema("future", "99")).err().unwrap();
         assert!(
             e.to_string().contains("newer ai-forensics (schema 99"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn refuses_an_older_schema_for_reading_and_recording() {
+        let p = with_schema("older", "1");
+        for e in [
+            Store::open(&p).err().unwrap(),
+            Store::create(&p).err().unwrap(),
+        ] {
+            assert!(
+                e.to_string().contains("older ai-forensics (schema 1"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -221,6 +221,13 @@ pub const FD_TRACKING: &[&str] = &[
     "execveat",
 ];
 
+/// Syscalls the per-file, memory, network and AI accounting reads.
+pub const ACCOUNTING: &[&str] = &[
+    "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
+    "pwritev2", "sendto", "sendmsg", "recvfrom", "recvmsg", "connect", "accept", "accept4", "mmap",
+    "munmap", "brk", "ioctl",
+];
+
 /// Syscall numbers of a group, skipping those this architecture lacks.
 fn group_numbers<'a>(members: &'a [&'a str]) -> impl Iterator<Item = u32> + 'a {
     members.iter().filter_map(|n| table::number(n))
@@ -297,12 +304,14 @@ impl Selection {
         self.numbers.contains(&nr)
     }
 
-    /// Selected numbers plus those needed for fd tracking: what the kernel
-    /// must stream.
+    /// Selected numbers plus those needed for fd tracking and for the
+    /// AI-aware accounting (every way of moving bytes and mapping memory):
+    /// what the kernel must stream. Only the selected ones are written out.
     #[must_use]
     pub fn captured(&self) -> BTreeSet<u32> {
         let mut all = self.numbers.clone();
         all.extend(group_numbers(FD_TRACKING));
+        all.extend(group_numbers(ACCOUNTING));
         all
     }
 }
@@ -314,6 +323,7 @@ pub fn undecoded_members() -> Vec<&'static str> {
         .iter()
         .flat_map(|(_, m)| m.iter())
         .chain(FD_TRACKING)
+        .chain(ACCOUNTING)
         .copied()
         .filter(|n| signature::lookup(n).is_none())
         .collect()
