@@ -15,8 +15,11 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// `Array<u64>` indexed by TGID: non-zero when the process is a target.
     pub const TARGETS: &str = "TARGETS";
-    /// `HashMap<u32 tid, Inflight>`: syscalls entered and not yet returned.
+    /// `HashMap<u32 tid, Inflight>`: syscalls entered and not yet returned
+    /// whose thread was switched out in between (see [`Slot`](crate::Slot)).
     pub const INFLIGHT: &str = "INFLIGHT";
+    /// `PerCpuArray<Slot>`: the syscall the thread running on this CPU is in.
+    pub const SLOT: &str = "SLOT";
     /// `PerCpuArray<SyscallStat>` indexed by syscall number.
     pub const STATS: &str = "STATS";
     /// `PerCpuHashMap<ProcKey, ProcStat>`: per-thread counts (opt-in).
@@ -352,6 +355,24 @@ pub struct Inflight {
     pub args: [u64; 6],
 }
 
+/// The syscall the thread running on a CPU is in, between entry and exit.
+///
+/// A per-CPU slot instead of a hash map keyed by thread: entry and exit of a
+/// call that does not block run on the same CPU with no other thread in
+/// between, so most calls never touch a hash map. When the thread is switched
+/// out inside the call, `sched_switch` moves its slot into `INFLIGHT`, where
+/// the exit finds it, on whatever CPU it runs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    /// Thread in the call.
+    pub tid: u32,
+    /// Non-zero while the call is in progress.
+    pub live: u32,
+    /// What entry saved.
+    pub inf: Inflight,
+}
+
 /// Per-syscall statistics (per CPU; user space sums them).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -568,6 +589,7 @@ const _: () = assert!(core::mem::size_of::<Header>() == 24);
 const _: () = assert!(core::mem::size_of::<SyscallEvent>() == 128);
 const _: () = assert!(core::mem::size_of::<SyscallSpec>() == 12);
 const _: () = assert!(core::mem::size_of::<Inflight>() == 64);
+const _: () = assert!(core::mem::size_of::<Slot>() == 72);
 const _: () = assert!(core::mem::size_of::<SyscallStat>() == 56 + 8 * HIST_BUCKETS);
 
 const _: () = assert!(core::mem::size_of::<ProcKey>() == 16);

@@ -12,7 +12,7 @@ use aya_ebpf::{
     cty::c_void,
     helpers::{
         bpf_get_current_comm, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        generated::{bpf_probe_read_user, bpf_probe_read_user_str},
+        generated::{self as raw, bpf_probe_read_user, bpf_probe_read_user_str},
     },
 };
 
@@ -125,7 +125,9 @@ fn comm() -> [u8; 16] {
     bpf_get_current_comm().unwrap_or([0; 16])
 }
 
-/// Streams a syscall record without payload (reserved in place, no copy).
+/// Streams a syscall record without payload, written field by field into
+/// the reserved ring-buffer space (no copy, no zeroing; the thread name goes
+/// straight from the helper into the record).
 #[inline(always)]
 pub fn syscall_plain(call: &Call, args: &[u64; 6]) {
     if !flush_loss(call.pid_tgid) {
@@ -134,19 +136,24 @@ pub fn syscall_plain(call: &Call, args: &[u64; 6]) {
     }
     match EVENTS.reserve::<SyscallEvent>(0) {
         Some(mut e) => {
-            e.write(SyscallEvent {
-                hdr: header(call.kind, call.ts_ns, call.pid_tgid),
-                nr: call.nr,
-                tree: call.tree,
-                ret: call.ret,
-                duration_ns: call.duration_ns,
-                args: *args,
-                comm: comm(),
-                flags: 0,
-                blob_len: 0,
-                str0_len: 0,
-                str1_len: 0,
-            });
+            let p = e.as_mut_ptr();
+            // SAFETY: `p` points to reserved, writable ring-buffer memory of
+            // the record's size; every field is written before submit.
+            unsafe {
+                (&raw mut (*p).hdr).write(header(call.kind, call.ts_ns, call.pid_tgid));
+                (&raw mut (*p).nr).write(call.nr);
+                (&raw mut (*p).tree).write(call.tree);
+                (&raw mut (*p).ret).write(call.ret);
+                (&raw mut (*p).duration_ns).write(call.duration_ns);
+                (&raw mut (*p).args).write(*args);
+                if raw::bpf_get_current_comm((&raw mut (*p).comm).cast::<c_void>(), 16) != 0 {
+                    (&raw mut (*p).comm).write([0; 16]);
+                }
+                (&raw mut (*p).flags).write(0);
+                (&raw mut (*p).blob_len).write(0);
+                (&raw mut (*p).str0_len).write(0);
+                (&raw mut (*p).str1_len).write(0);
+            }
             e.submit(0);
         }
         None => note_syscall_loss(call),

@@ -2,7 +2,7 @@
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
     DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat,
-    Scratch, SyscallSpec, SyscallStat, deny, drop,
+    Scratch, Slot, SyscallSpec, SyscallStat, deny, drop,
 };
 use aya_ebpf::{
     macros::map,
@@ -17,6 +17,9 @@ pub static TARGETS: Array<u64> = Array::with_max_entries(1 << 22, 0);
 
 #[map]
 pub static INFLIGHT: HashMap<u32, Inflight> = HashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static SLOT: PerCpuArray<Slot> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static STATS: PerCpuArray<SyscallStat> = PerCpuArray::with_max_entries(MAX_SYSCALLS, 0);

@@ -281,3 +281,58 @@ fn sigint_stops_cleanly_with_a_summary() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("total"));
     assert!(our_programs().is_empty());
 }
+
+/// A row of the summary's syscall table.
+fn row<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    s["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["syscall"] == name)
+        .unwrap_or_else(|| panic!("no {name} row"))
+}
+
+#[test]
+fn latency_is_exact_for_calls_that_block_and_migrate() {
+    require_root();
+    let w = workload();
+    let w = w.to_str().unwrap();
+    // Two threads sleep (switched out inside the call) while four threads
+    // hammer getppid on two CPUs (preempted and migrated inside calls).
+    let script = format!("{w} sleep 150 & {w} sleep 150 & {w} threads 4 20000; wait");
+    let (recs, _) = af_json(&[
+        "run",
+        "--mode",
+        "count",
+        "--latency",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    let s = summary(&recs);
+    let g = row(s, "getppid");
+    // 80,000 from the threads, plus the shell's own at start-up.
+    assert!(g["count"].as_u64().unwrap() >= 80_000);
+    assert_eq!(g["timed"], g["count"], "every getppid is timed");
+    let sleep = row(s, "clock_nanosleep");
+    assert_eq!(sleep["count"], 2);
+    assert_eq!(
+        sleep["timed"], 2,
+        "a call that blocked keeps its entry time"
+    );
+    assert!(sleep["min_ns"].as_u64().unwrap() >= 150_000_000, "{sleep}");
+    assert!(sleep["max_ns"].as_u64().unwrap() < 2_000_000_000, "{sleep}");
+
+    // Without --latency, count mode counts and times nothing.
+    let (recs, _) = af_json(&["run", "--mode", "count", "--", w, "sleep", "10"]);
+    let s = summary(&recs);
+    assert!(
+        s["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["timed"] == 0)
+    );
+    assert_eq!(row(s, "clock_nanosleep")["count"], 1);
+}

@@ -20,9 +20,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Trace(t) => trace(t),
         Command::Run(r) => run_cmd(r),
         Command::Sessions(s) => inspect::sessions(&inspect::store_path(s.store.as_deref())),
-        Command::Show { session, store } => {
-            inspect::show(&inspect::store_path(store.store.as_deref()), &session)
-        }
+        Command::Show {
+            session,
+            json,
+            store,
+        } => inspect::show(&inspect::store_path(store.store.as_deref()), &session, json),
         Command::Query(q) => inspect::query(&q),
         Command::Replay {
             session,
@@ -57,7 +59,19 @@ pub fn run(cli: Cli) -> Result<u8> {
             list_syscalls();
             Ok(0)
         }
+        Command::BenchFloor => bench_floor(),
     }
+}
+
+/// Holds the empty floor programs attached until SIGINT or SIGTERM.
+fn bench_floor() -> Result<u8> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let _floor = crate::loader::attach_floor()?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    eprintln!("ai-forensics: floor programs attached");
+    let _ = signals.forever().next();
+    Ok(0)
 }
 
 fn list_syscalls() {
@@ -232,7 +246,10 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             .transpose()?,
         per_process: r.per_process,
         ring_bytes: parse_size(&r.ring_buffer)?,
-        latency: !r.no_latency,
+        latency: match mode {
+            Mode::Count => r.latency,
+            Mode::Events => !r.no_latency,
+        },
         interval: parse_duration("--interval", &r.interval)?,
         live: !r.no_live,
         summary: !r.no_summary,

@@ -34,6 +34,9 @@ pub enum Command {
     Show {
         /// Session number, or `last`.
         session: String,
+        /// One JSON object (the session row and its stored summary) instead of tables.
+        #[arg(long)]
+        json: bool,
         /// Store.
         #[command(flatten)]
         store: StoreArgs,
@@ -89,6 +92,10 @@ pub enum Command {
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
     Syscalls,
+    /// Attach empty programs to the syscall tracepoints until interrupted
+    /// (the cost floor measured by `cargo xtask bench`).
+    #[command(hide = true)]
+    BenchFloor,
 }
 
 /// Who to trace.
@@ -267,7 +274,13 @@ pub struct RecordArgs {
     /// Ring buffer size (e.g. 256K, 16M, 1G); rounded up to a power of two.
     #[arg(long, value_name = "SIZE", default_value = "16M")]
     pub ring_buffer: String,
-    /// Do not time syscalls (cheaper; no latency columns).
+    /// Time every syscall: exact latency columns (total, min, avg, max, p99).
+    /// On by default in events mode; in count mode it adds two clock reads
+    /// per call, so it is off unless asked for.
+    #[arg(long, conflicts_with = "no_latency")]
+    pub latency: bool,
+    /// Events mode: time only the streamed syscalls (cheaper; latency columns
+    /// only for them).
     #[arg(long)]
     pub no_latency: bool,
     /// Live table refresh interval (e.g. 1s, 500ms).

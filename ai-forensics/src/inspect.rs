@@ -68,7 +68,7 @@ pub fn sessions(path: &Path) -> Result<u8> {
 }
 
 /// `show SESSION`.
-pub fn show(path: &Path, session: &str) -> Result<u8> {
+pub fn show(path: &Path, session: &str, json: bool) -> Result<u8> {
     let s = Store::open(path)?;
     let id = s.session_id(session)?;
     let mut out = String::new();
@@ -81,6 +81,22 @@ pub fn show(path: &Path, session: &str) -> Result<u8> {
         .session_field(id, "summary")?
         .and_then(|j| serde_json::from_str(&j).ok())
         .unwrap_or(Value::Null);
+    if json {
+        let row = s.sessions()?.into_iter().find(|r| r.id == id);
+        let v = serde_json::json!({
+            "session": id,
+            "status": status,
+            "started_at": started,
+            "ended_at": s.session_field(id, "ended_at")?,
+            "records_stored": row.as_ref().map(|r| r.events),
+            "final_digest": s.session_field(id, "final_digest")?,
+            "summary": summary,
+        });
+        out = v.to_string();
+        out.push('\n');
+        io::stdout().write_all(out.as_bytes()).map_err(out_err)?;
+        return Ok(0);
+    }
     let _ = writeln!(out, "session {id}: {status}, {started} .. {ended}");
     if let Some(c) = s.session_field(id, "command")?.filter(|c| c != "null") {
         let _ = writeln!(out, "command: {c}");

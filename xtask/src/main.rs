@@ -7,6 +7,9 @@
 //!   traces the bundled PyTorch training and prediction runs (the main job)
 //! * `test`       the whole test suite: unit tests, then the root-only
 //!   integration tests against the real kernel
+//! * `bench`      overhead and throughput against strace, perf trace,
+//!   bpftrace and bcc; writes BENCHMARKS.md and benchmarks.json
+mod bench;
 mod build;
 mod lint;
 mod setup;
@@ -50,6 +53,15 @@ enum Task {
     },
     /// Check formatting and run clippy (user space and the eBPF crate).
     Lint,
+    /// Benchmarks: per-syscall cost, untraced tax, throughput and loss, PyTorch
+    /// overhead and agent cost, against strace, perf trace, bpftrace and bcc.
+    Bench(bench::Options),
+    /// Rebuild BENCHMARKS.md from a benchmarks.json (e.g. after editing docs/performance.md).
+    BenchReport {
+        /// The results file.
+        #[arg(default_value = "benchmarks.json")]
+        json: std::path::PathBuf,
+    },
     /// Run the whole test suite (unit tests, then root integration tests).
     Test {
         /// Only the integration tests whose name contains this.
@@ -86,6 +98,8 @@ fn main() -> anyhow::Result<()> {
             setup::ensure()?;
             lint::run()
         }
+        Task::Bench(o) => bench::run(&o),
+        Task::BenchReport { json } => bench::render(&json),
         Task::Test {
             filter,
             integration_only,

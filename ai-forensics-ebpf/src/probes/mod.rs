@@ -1,5 +1,6 @@
 //! One hook family per file.
 pub mod enforce;
+pub mod floor;
 pub mod gpu;
 pub mod process;
 pub mod syscalls;

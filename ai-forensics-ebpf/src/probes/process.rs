@@ -28,7 +28,7 @@ use crate::{
     config,
     emit::{self, flush_loss, header, note_loss},
     filter,
-    maps::{EVENTS, INFLIGHT, TARGETS, count_drop},
+    maps::{EVENTS, INFLIGHT, SLOT, TARGETS, count_drop},
 };
 
 #[inline(always)]
@@ -173,6 +173,13 @@ fn sched_process_exit(ctx: &TracePointContext) {
         return;
     };
     let _ = INFLIGHT.remove(tid);
+    if let Some(slot) = SLOT.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot; see `syscalls::remember`.
+        let slot = unsafe { &mut *slot };
+        if slot.tid == tid {
+            slot.live = 0;
+        }
+    }
     let c = config::get();
     let group_dead = if c.exit_group_dead_off != 0 {
         // SAFETY: the offset was read from this kernel's tracepoint format.

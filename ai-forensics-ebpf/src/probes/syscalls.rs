@@ -10,7 +10,7 @@
 //! streams the record with the arguments saved at entry and the strings and
 //! structures read from user memory at exit.
 use ai_forensics_common::{
-    Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, SyscallSpec, config as cfg, drop,
+    Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, Slot, SyscallSpec, config as cfg, drop,
     hist_bucket, kind, spec, target,
 };
 use aya_ebpf::{
@@ -24,7 +24,7 @@ use crate::{
     config,
     emit::{self, Call},
     filter,
-    maps::{INFLIGHT, PROC_STATS, SPECS, STATS, TARGETS, count_drop},
+    maps::{INFLIGHT, PROC_STATS, SLOT, SPECS, STATS, TARGETS, count_drop},
 };
 
 /// Index (in u64 words) and count of the syscall argument registers in
@@ -57,16 +57,19 @@ mod regs {
 /// The six syscall arguments from the saved user registers.
 #[inline(always)]
 pub fn read_args(regs: *const u64) -> [u64; 6] {
-    let mut w = [0u64; regs::WORDS];
+    // Not zeroed first: the helper writes every byte (zeros on failure), and
+    // zeroing costs a byte loop in BPF.
+    let mut w = core::mem::MaybeUninit::<[u64; regs::WORDS]>::uninit();
     // SAFETY: regs is the kernel's pt_regs of the current task; the helper
-    // copies WORDS words of it into the local array.
-    unsafe {
+    // copies WORDS words of it into the local array, or zeroes it.
+    let w = unsafe {
         bpf_probe_read_kernel(
             w.as_mut_ptr().cast::<c_void>(),
             (regs::WORDS * 8) as u32,
             regs.add(regs::FIRST).cast::<c_void>(),
         );
-    }
+        w.assume_init()
+    };
     regs::args(&w)
 }
 
@@ -180,10 +183,68 @@ fn sys_enter(ctx: &RawTracePointContext) {
         tree,
         args,
     };
-    let tid = pid_tgid as u32;
-    if INFLIGHT.insert(tid, inf, 0).is_err() {
+    remember(pid_tgid as u32, inf);
+}
+
+/// Keeps what entry saw in this CPU's slot. A slot still live for another
+/// thread (its exit was never seen here, and no switch moved it) goes to
+/// `INFLIGHT` first.
+#[inline(always)]
+fn remember(tid: u32, inf: Inflight) {
+    let Some(slot) = SLOT.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's slot; programs on the syscall tracepoints and
+    // sched_switch do not preempt each other on one CPU.
+    let slot = unsafe { &mut *slot };
+    if slot.live != 0 && slot.tid != tid {
+        spill(slot);
+    }
+    slot.tid = tid;
+    slot.inf = inf;
+    slot.live = 1;
+}
+
+/// Moves a live slot into `INFLIGHT`.
+#[inline(always)]
+pub fn spill(slot: &mut Slot) {
+    if INFLIGHT.insert(slot.tid, slot.inf, 0).is_err() {
         count_drop(drop::INFLIGHT_FULL);
     }
+    slot.live = 0;
+}
+
+/// What entry saved for thread `tid`: from this CPU's slot when the call did
+/// not block, else from `INFLIGHT`.
+#[inline(always)]
+fn recall(tid: u32) -> Option<Inflight> {
+    if let Some(slot) = SLOT.get_ptr_mut(0) {
+        // SAFETY: as in `remember`.
+        let slot = unsafe { &mut *slot };
+        if slot.live != 0 && slot.tid == tid {
+            slot.live = 0;
+            return Some(slot.inf);
+        }
+    }
+    // SAFETY: the value is copied out before the entry is removed.
+    let inf = unsafe { INFLIGHT.get(tid) }.copied();
+    if inf.is_some() {
+        let _ = INFLIGHT.remove(tid);
+    }
+    inf
+}
+
+/// A context switch: the thread leaving this CPU takes its call with it.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn raw_tracepoint_sched_switch(_ctx: RawTracePointContext) -> i32 {
+    if let Some(slot) = SLOT.get_ptr_mut(0) {
+        // SAFETY: as in `remember`.
+        let slot = unsafe { &mut *slot };
+        if slot.live != 0 {
+            spill(slot);
+        }
+    }
+    0
 }
 
 #[inline(always)]
@@ -270,13 +331,8 @@ fn sys_exit(ctx: &RawTracePointContext) {
         }
         return;
     }
-    // SAFETY: the value is copied out before the entry is removed.
-    let inf = unsafe { INFLIGHT.get(tid) }.copied();
-    let (nr, ts_ns, args, timed) = match inf {
-        Some(i) => {
-            let _ = INFLIGHT.remove(tid);
-            (u64::from(i.nr), i.ts_ns, i.args, true)
-        }
+    let (nr, ts_ns, args, timed) = match recall(tid) {
+        Some(i) => (u64::from(i.nr), i.ts_ns, i.args, true),
         None => (read_nr(ctx.arg(0)), 0, [0; 6], false),
     };
     if nr >= u64::from(MAX_SYSCALLS) {

@@ -10,7 +10,8 @@ use std::{
 fn usage() -> ! {
     eprintln!(
         "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | \
-         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS>"
+         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS | \
+         timed getppid|read-zero N CPU>"
     );
     exit(2)
 }
@@ -238,6 +239,32 @@ fn dup(dir: &str) {
     println!("a={a} b={b} c={c}");
 }
 
+/// Benchmark loop: pins itself to CPU `cpu`, waits for a line on stdin (the
+/// tracer under test is attached by then), makes `n` calls of `kind`
+/// (`getppid` or `read-zero`) and prints the nanoseconds per call, timed
+/// around the loop only.
+fn timed(kind: &str, n: u64, cpu: u64) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set) != 0 {
+            eprintln!("workload: cannot pin to CPU {cpu}");
+            exit(1);
+        }
+    }
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let start = std::time::Instant::now();
+    match kind {
+        "getppid" => getppid_n(n),
+        "read-zero" => read_zero(n),
+        _ => usage(),
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    println!("{ns:.2}");
+}
+
 fn threads(t: u64, n: u64) {
     let hs: Vec<_> = (0..t)
         .map(|_| std::thread::spawn(move || getppid_n(n)))
@@ -279,6 +306,11 @@ fn main() {
             }
             getppid_n(n);
         }
+        "timed" => timed(
+            args.get(2).map_or("", String::as_str),
+            num(args.get(3)),
+            num(args.get(4)),
+        ),
         "sleep" => std::thread::sleep(Duration::from_millis(num(args.get(2)))),
         "rate" => {
             // RATE getppid calls per second for SECONDS, paced every 1000 calls.

@@ -52,6 +52,9 @@ const PROGRAMS: &[(&str, Hook)] = &[
         "tracepoint_sched_process_exit",
         Hook::Tracepoint("sched", "sched_process_exit"),
     ),
+    // Moves a switched-out thread's call from its CPU slot to INFLIGHT:
+    // attached before the syscall hooks so no slot is left behind.
+    ("raw_tracepoint_sched_switch", Hook::Raw("sched_switch")),
     ("raw_tracepoint_sys_exit", Hook::Raw("sys_exit")),
     ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
     // Attached only when in-kernel deny rules are loaded.
@@ -120,6 +123,39 @@ fn bpf_err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
         context: context.into(),
         message,
     }
+}
+
+fn attach_raw(prog: &mut aya::programs::Program, name: &str, tp: &str) -> Result<()> {
+    let p: &mut RawTracePoint = prog
+        .try_into()
+        .map_err(|e| bpf_err(format!("program {name}"), e))?;
+    p.load()
+        .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
+    p.attach(tp).map_err(|e| {
+        bpf_err(
+            format!("attaching raw tracepoint {tp} (kernel support needed)"),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+/// Loads the object and attaches only the empty programs on the syscall raw
+/// tracepoints: the cost floor of any raw-tracepoint tracer, for the
+/// benchmarks. They stay attached while the value lives.
+pub fn attach_floor() -> Result<Ebpf> {
+    privilege::check()?;
+    privilege::raise_memlock();
+    let mut ebpf = EbpfLoader::new()
+        .load(OBJECT)
+        .map_err(|e| bpf_err("loading the eBPF object", e))?;
+    for (name, tp) in [("floor_exit", "sys_exit"), ("floor_enter", "sys_enter")] {
+        let prog = ebpf
+            .program_mut(name)
+            .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?;
+        attach_raw(prog, name, tp)?;
+    }
+    Ok(ebpf)
 }
 
 /// The kernel's pid_max: TGIDs are below it.
@@ -212,19 +248,7 @@ impl Probes {
                 .program_mut(name)
                 .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?;
             match hook {
-                Hook::Raw(tp) => {
-                    let p: &mut RawTracePoint = prog
-                        .try_into()
-                        .map_err(|e| bpf_err(format!("program {name}"), e))?;
-                    p.load()
-                        .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
-                    p.attach(tp).map_err(|e| {
-                        bpf_err(
-                            format!("attaching raw tracepoint {tp} (kernel support needed)"),
-                            e,
-                        )
-                    })?;
-                }
+                Hook::Raw(tp) => attach_raw(prog, name, tp)?,
                 Hook::Tracepoint(cat, tp) => {
                     let p: &mut TracePoint = prog
                         .try_into()

@@ -32,6 +32,9 @@ pub fn bytes(n: u64) -> String {
 /// The per-syscall table, `limit` rows at most (0 = all).
 #[must_use]
 pub fn syscalls(rows: &[Row], limit: usize) -> String {
+    if !rows.is_empty() && rows.iter().all(|r| r.timed == 0) {
+        return counts_only(rows, limit);
+    }
     let total_ns: u64 = rows.iter().map(|r| r.total_ns).sum();
     let mut out = String::new();
     let _ = writeln!(
@@ -109,6 +112,33 @@ pub fn syscalls(rows: &[Row], limit: usize) -> String {
         "",
         "",
         ""
+    );
+    out
+}
+
+/// The table when nothing was timed (count mode without `--latency`).
+fn counts_only(rows: &[Row], limit: usize) -> String {
+    let mut out = String::new();
+    let rule = "---------- --------- ----------------";
+    let _ = writeln!(out, "{:>10} {:>9} syscall\n{rule}", "calls", "errors");
+    let n = if limit == 0 {
+        rows.len()
+    } else {
+        limit.min(rows.len())
+    };
+    let errors = |e: u64| if e > 0 { e.to_string() } else { String::new() };
+    for r in &rows[..n] {
+        let _ = writeln!(out, "{:>10} {:>9} {}", r.count, errors(r.errors), r.syscall);
+    }
+    if n < rows.len() {
+        let _ = writeln!(out, "{:>20} ({} more)", "...", rows.len() - n);
+    }
+    let calls: u64 = rows.iter().map(|r| r.count).sum();
+    let errs: u64 = rows.iter().map(|r| r.errors).sum();
+    let _ = writeln!(
+        out,
+        "{rule}\n{calls:>10} {:>9} total\n(no timing in count mode: add --latency for latency columns)",
+        errors(errs)
     );
     out
 }
@@ -297,6 +327,13 @@ mod tests {
         assert!(t.lines().last().unwrap().ends_with("total"));
         let one = syscalls(&rows, 1);
         assert!(one.contains("(1 more)"));
+        let counts = syscalls(&rows[1..], 0);
+        assert!(
+            counts.contains("         5           getppid\n"),
+            "{counts}"
+        );
+        assert!(counts.contains("         5           total\n"), "{counts}");
+        assert!(counts.ends_with("add --latency for latency columns)\n"));
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(12), "12 B");
     }
