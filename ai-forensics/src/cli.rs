@@ -272,7 +272,9 @@ pub struct RecordArgs {
     #[arg(long)]
     pub per_process: bool,
     /// Ring buffer size (e.g. 256K, 16M, 1G); rounded up to a power of two.
-    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    /// Kernel memory, mapped twice into ai-forensics (it shows as twice its
+    /// size in RSS). Raise it for bursts above a few hundred thousand events/s.
+    #[arg(long, value_name = "SIZE", default_value = "8M")]
     pub ring_buffer: String,
     /// Time every syscall: exact latency columns (total, min, avg, max, p99).
     /// On by default in events mode; in count mode it adds two clock reads
@@ -386,7 +388,7 @@ mod tests {
         assert_eq!(t.targets.pids, ["1", "2", "3"]);
         assert!(t.record.json);
         assert_eq!(t.record.syscalls.as_deref(), Some("file"));
-        assert_eq!(t.record.ring_buffer, "16M");
+        assert_eq!(t.record.ring_buffer, "8M");
     }
 
     #[test]

@@ -24,10 +24,34 @@ fn disguising(c: char) -> bool {
         | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{0080}'..='\u{009f}')
 }
 
+/// Whether `bytes` are their own escaped form: printable ASCII without `\`
+/// (nor `"` with `quote`). Most names and paths are.
+#[inline]
+fn plain(bytes: &[u8], quote: bool) -> bool {
+    bytes
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) && *b != b'\\' && !(quote && *b == b'"'))
+}
+
+/// [`escape`] without a copy when the bytes need no escaping.
+#[must_use]
+pub fn escape_cow(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    if plain(bytes, false) {
+        // SAFETY: printable ASCII is valid UTF-8.
+        std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::borrow::Cow::Owned(escape_with(bytes, false))
+    }
+}
+
 /// Escapes `bytes` (see the module documentation). With `quote`, `"` is
 /// escaped too, for output that wraps the string in double quotes.
 #[must_use]
 pub fn escape_with(bytes: &[u8], quote: bool) -> String {
+    if plain(bytes, quote) {
+        // Printable ASCII is valid UTF-8 and escapes to itself.
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {

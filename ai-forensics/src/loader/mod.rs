@@ -147,6 +147,7 @@ pub fn attach_floor() -> Result<Ebpf> {
     privilege::check()?;
     privilege::raise_memlock();
     let mut ebpf = EbpfLoader::new()
+        .btf(None)
         .load(OBJECT)
         .map_err(|e| bpf_err("loading the eBPF object", e))?;
     for (name, tp) in [("floor_exit", "sys_exit"), ("floor_enter", "sys_enter")] {
@@ -199,7 +200,10 @@ impl Probes {
         };
         tracing::debug!(?config, "loading eBPF programs");
         let mut loader = EbpfLoader::new();
+        // The programs carry no CO-RE relocations and no BTF-typed attach
+        // points: the kernel's BTF (17 MB of heap once parsed) is not needed.
         loader
+            .btf(None)
             .override_global(CONFIG_GLOBAL, &config, true)
             .map_max_entries(maps::TARGETS, pid_max)
             .map_max_entries(maps::EVENTS, opts.ring_bytes)

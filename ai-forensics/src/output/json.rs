@@ -41,8 +41,8 @@ struct Envelope<'a, D: Serialize> {
     pid: Option<u32>,
     tid: Option<u32>,
     ppid: Option<u32>,
-    comm: Option<String>,
-    exe: Option<String>,
+    comm: Option<std::borrow::Cow<'a, str>>,
+    exe: Option<std::borrow::Cow<'a, str>>,
     tree: Option<u32>,
     detail: D,
 }
@@ -92,13 +92,20 @@ pub fn line<D: Serialize>(
         pid: who.map(|w| w.0),
         tid: who.map(|w| w.1),
         ppid: proc_.and_then(|p| p.ppid),
-        comm: who.map(|w| escape::escape(w.2)),
-        exe: proc_.and_then(|p| p.exe.as_deref()).map(escape::escape),
+        comm: who.map(|w| escape::escape_cow(w.2)),
+        exe: proc_.and_then(|p| p.exe.as_deref()).map(escape::escape_cow),
         tree,
         detail,
     };
+    // Sized for a typical record, so the serialiser does not regrow it.
+    let mut buf = Vec::with_capacity(512);
+    let json = match serde_json::to_writer(&mut buf, &env) {
+        // SAFETY: serde_json writes valid UTF-8.
+        Ok(()) => unsafe { String::from_utf8_unchecked(buf) },
+        Err(_) => String::new(),
+    };
     Line {
-        json: serde_json::to_string(&env).unwrap_or_default(),
+        json,
         kind,
         ts_ns,
         pid: who.map(|w| w.0),

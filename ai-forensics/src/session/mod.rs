@@ -60,7 +60,10 @@ pub struct Outcome {
 
 /// Messages (of up to 4096 records each) queued for the store writer: a
 /// bound on the memory a slow disk can make the recorder hold.
-const STORE_QUEUE: usize = 32;
+const STORE_QUEUE: usize = 12;
+
+/// Reader batches queued for the consumer.
+const RING_QUEUE: usize = 16;
 
 /// Interval of the store's per-syscall timeline.
 const TIMELINE_EVERY: Duration = Duration::from_millis(250);
@@ -135,7 +138,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         store_side = Some((id, handle, stx));
     }
 
-    let (tx, rx) = mpsc::sync_channel::<Msg>(256);
+    // Batches of up to 4096 records wait here for the consumer: 16 of them
+    // bound what a slow consumer makes the recorder hold (a few MB); past
+    // that the ring buffer fills and the kernel counts what it drops.
+    let (tx, rx) = mpsc::sync_channel::<Msg>(RING_QUEUE);
     let mut consumer = Consumer {
         clock,
         procs: Processes::default(),

@@ -65,7 +65,7 @@ pub struct WriterStats {
 }
 
 /// Records per sealed batch at most.
-const BATCH_MAX: usize = 16_384;
+const BATCH_MAX: usize = 4_096;
 /// Longest time records wait before they are committed.
 const SEAL_EVERY: Duration = Duration::from_millis(500);
 
