@@ -11,6 +11,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod services;
+
 /// Workspace root.
 #[must_use]
 pub fn root() -> PathBuf {

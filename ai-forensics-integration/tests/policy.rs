@@ -162,7 +162,9 @@ fn the_kernel_kills_a_shell_before_it_runs_a_command() {
     let dir = tempdir("kshell");
     let marker = dir.join("MARKER");
     let script = format!(
-        "import subprocess; subprocess.run(['/bin/sh', '-c', 'touch {}'])",
+        // The sleep keeps the agent alive until the tree kill that follows
+        // the kernel's verdict lands (otherwise python may exit 0 first).
+        "import subprocess, time; subprocess.run(['/bin/sh', '-c', 'touch {}']); time.sleep(10)",
         marker.display()
     );
     let (recs, _) = run_rules(

@@ -60,7 +60,109 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::BenchFloor => bench_floor(),
+        Command::Agent(a) => agent_cmd(&a),
+        Command::Install(i) => {
+            crate::agent::install::install(&i.root, &i.config)?;
+            Ok(0)
+        }
+        Command::Uninstall(i) => {
+            crate::agent::install::uninstall(&i.root, &i.config)?;
+            Ok(0)
+        }
     }
+}
+
+/// Diagnostics level the agent's configuration asks for (used when neither
+/// `--log` nor `RUST_LOG` says).
+#[must_use]
+pub fn configured_log_level(cli: &Cli) -> Option<String> {
+    match &cli.command {
+        Command::Agent(a) if !a.print_config => crate::agent::config::Config::load(&a.config)
+            .ok()
+            .map(|c| c.log.level),
+        _ => None,
+    }
+}
+
+/// `agent`: the configuration becomes the same options `trace` builds.
+fn agent_cmd(a: &crate::cli::AgentArgs) -> Result<u8> {
+    use crate::agent::config::Config;
+    if a.print_config {
+        print!("{}", Config::default_text());
+        return Ok(0);
+    }
+    if !a.config.exists() {
+        return Err(Error::usage(format!(
+            "config {}: no such file (write one with `ai-forensics agent --print-config > FILE`, or run `ai-forensics install`)",
+            a.config.display()
+        )));
+    }
+    let c = Config::load(&a.config)?;
+    if a.check {
+        println!("{}: ok", a.config.display());
+        return Ok(0);
+    }
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let t = TargetArgs {
+        pids: Vec::new(),
+        all: c.targets.all,
+        comm: nonempty(&c.targets.comm),
+        exe: nonempty(&c.targets.exe),
+        cgroup: c.targets.cgroups.clone(),
+        discover: c.targets.discover,
+    };
+    let spec = targets(&t)?;
+    if !spec.open_ended() {
+        return Err(Error::usage(format!(
+            "config {}: [targets] selects nothing (set discover, comm, exe, cgroups or all)",
+            a.config.display()
+        )));
+    }
+    let events = c.recording.mode == "events";
+    let r = RecordArgs {
+        mode: Some(if events {
+            ModeArg::Events
+        } else {
+            ModeArg::Count
+        }),
+        syscalls: events.then(|| c.recording.syscalls.clone()),
+        json: false,
+        format: None,
+        output: None,
+        duration: None,
+        per_process: c.recording.per_process,
+        ring_buffer: c.recording.ring_buffer.clone(),
+        latency: c.recording.latency,
+        no_latency: false,
+        interval: "1s".into(),
+        no_live: true,
+        no_summary: false,
+        top: 20,
+        store: nonempty(&c.recording.store).map(std::path::PathBuf::from),
+        no_store: c.recording.store.is_empty(),
+        flight_recorder: nonempty(&c.recording.flight_recorder),
+        rules: nonempty(&c.policy.rules),
+        analyser: nonempty(&c.policy.analyser),
+        analyser_token_file: nonempty(&c.policy.analyser_token_file).map(std::path::PathBuf::from),
+        analyser_failure: c.policy.analyser_failure.clone(),
+        analyser_timeout: c.policy.analyser_timeout.clone(),
+        baseline: None,
+        hash_artifacts: false,
+        gpu_lib: Vec::new(),
+    };
+    let mut opts = options(&r, spec, None)?;
+    let host = c.host_name();
+    tracing::info!(
+        "agent: host {host}, configuration {}, mode {}",
+        a.config.display(),
+        c.recording.mode
+    );
+    opts.agent = Some(session::options::AgentSetup {
+        config: c,
+        path: a.config.clone(),
+        host,
+    });
+    Ok(session::run(&opts)?.exit_code)
 }
 
 /// Holds the empty floor programs attached until SIGINT or SIGTERM.
@@ -264,6 +366,7 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             .transpose()?,
         hash_artifacts: r.hash_artifacts,
         gpu_libs: r.gpu_lib.clone(),
+        agent: None,
         flight_recorder: r
             .flight_recorder
             .as_deref()

@@ -92,10 +92,42 @@ pub enum Command {
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
     Syscalls,
+    /// Run as a service: trace what the configuration selects, record,
+    /// serve metrics, export, and reload the configuration on SIGHUP.
+    Agent(AgentArgs),
+    /// Install the agent's systemd unit (and a default configuration when there is none).
+    Install(InstallArgs),
+    /// Stop and remove the agent's systemd unit (the configuration and the store stay).
+    Uninstall(InstallArgs),
     /// Attach empty programs to the syscall tracepoints until interrupted
     /// (the cost floor measured by `cargo xtask bench`).
     #[command(hide = true)]
     BenchFloor,
+}
+
+/// `agent` arguments.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Configuration file (TOML; every key has a default: see `--print-config`).
+    #[arg(long, value_name = "FILE", default_value = crate::agent::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Check the configuration file and exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `install` / `uninstall` arguments.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Install under this directory instead of / (for packaging).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// Configuration file the service reads.
+    #[arg(long, value_name = "FILE", default_value = crate::agent::config::DEFAULT_PATH)]
+    pub config: PathBuf,
 }
 
 /// Who to trace.

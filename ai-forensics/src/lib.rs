@@ -3,8 +3,11 @@
 //! Data path: `loader` attaches the kernel programs; `target` decides who is
 //! traced; `reader` drains the ring buffer; `decode` turns bytes into
 //! records; `state` keeps fd and process tables; `aggregate` builds
-//! summaries; `output` writes tables, JSON Lines and text; `session` runs it
-//! all in order; `cli` and `app` are the command line.
+//! summaries; `output` writes tables, JSON Lines and text; `export` ships
+//! records to OpenTelemetry, Kafka and syslog; `metrics` serves Prometheus;
+//! `session` runs it all in order; `agent` is the long-running service;
+//! `cli` and `app` are the command line.
+pub mod agent;
 pub mod aggregate;
 pub mod ai;
 pub mod analyser;
@@ -13,8 +16,10 @@ pub mod cli;
 pub mod decode;
 pub mod enforce;
 pub mod error;
+pub mod export;
 pub mod inspect;
 pub mod loader;
+pub mod metrics;
 pub mod output;
 pub mod policy;
 pub mod reader;

@@ -26,9 +26,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Client libraries of the exporters log every connection at info; their
+    // failures reach our own log through the exporters.
+    let quiet = |level: String| {
+        if level.contains('=') {
+            level
+        } else {
+            format!("{level},rskafka=off,h2=warn,tower=warn,hyper=warn,tonic=warn")
+        }
+    };
     let filter = match &cli.log {
-        Some(level) => EnvFilter::try_new(level),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("warn")),
+        Some(level) => EnvFilter::try_new(quiet(level.clone())),
+        None => EnvFilter::try_from_default_env().or_else(|_| {
+            EnvFilter::try_new(quiet(
+                app::configured_log_level(&cli).unwrap_or_else(|| "warn".into()),
+            ))
+        }),
     };
     let filter = match filter {
         Ok(f) => f,
@@ -37,10 +50,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
+    // Under systemd (journald adds its own timestamps), plain lines.
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(ansi);
+    if journal {
+        fmt.without_time().init();
+    } else {
+        fmt.init();
+    }
     match app::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,

@@ -45,11 +45,17 @@ const BATCH_RECORDS: usize = 4096;
 
 /// Starts the reader thread. It stops after `stop` is set, once the ring
 /// buffer is empty, so nothing submitted before `stop` is lost.
+///
+/// Syscall records do not wake the reader until a quarter megabyte has
+/// piled up (a wake-up costs the traced process an interrupt), so the reader
+/// also looks every `poll_ms` milliseconds: that bounds how long a record
+/// waits when traffic is light.
 pub fn spawn<M: From<Batch> + Send + 'static>(
     mut ring: RingBuf<MapData>,
     tx: SyncSender<M>,
     stop: Arc<AtomicBool>,
     stats: Arc<ReaderStats>,
+    poll_ms: i32,
 ) -> std::io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("ringbuf-reader".into())
@@ -88,7 +94,7 @@ pub fn spawn<M: From<Batch> + Send + 'static>(
                     revents: 0,
                 };
                 // SAFETY: one valid pollfd for the duration of the call.
-                unsafe { libc::poll(&raw mut pfd, 1, 20) };
+                unsafe { libc::poll(&raw mut pfd, 1, poll_ms) };
             }
         })
 }

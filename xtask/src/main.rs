@@ -12,6 +12,7 @@
 mod bench;
 mod build;
 mod lint;
+mod services;
 mod setup;
 mod test;
 mod util;
@@ -105,6 +106,7 @@ fn main() -> anyhow::Result<()> {
             integration_only,
         } => {
             setup::ensure()?;
+            services::ensure()?;
             test::run(filter.as_deref(), integration_only)
         }
     }

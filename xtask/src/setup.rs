@@ -13,6 +13,10 @@ const APT: &[&str] = &[
     "python3-torch",
     "chromium",
     "bpftool",
+    // Test servers and the fleet test's network namespaces.
+    "rsyslog",
+    "python3-venv",
+    "iproute2",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

@@ -64,6 +64,7 @@ pub fn run(filter: Option<&str>, integration_only: bool) -> anyhow::Result<()> {
         c.env("AI_FORENSICS_BIN", bin_dir.join("ai-forensics"))
             .env("AI_FORENSICS_WORKLOAD", bin_dir.join("workload"))
             .env("AI_FORENSICS_ROOT", root())
+            .env("AI_FORENSICS_SERVICES", crate::services::dir())
             .arg("--test-threads=1");
         if let Some(f) = filter {
             c.arg(f);

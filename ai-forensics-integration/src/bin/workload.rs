@@ -9,8 +9,8 @@ use std::{
 
 fn usage() -> ! {
     eprintln!(
-        "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | \
-         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS | \
+        "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | spin-open MS PATH... | \
+         dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS [SPIN_MS] | \
          timed getppid|read-zero N CPU>"
     );
     exit(2)
@@ -284,6 +284,14 @@ fn main() {
         "tree" => tree(num(args.get(2))),
         "orphan" => orphan(num(args.get(2))),
         "open" => open_paths(&args[2..]),
+        "spin-open" => {
+            // Spins MS milliseconds (no syscalls), then opens the paths.
+            let end = std::time::Instant::now() + Duration::from_millis(num(args.get(2)));
+            while std::time::Instant::now() < end {
+                std::hint::spin_loop();
+            }
+            open_paths(&args[3..]);
+        }
         "dup" => dup(args.get(2).map_or("/tmp", String::as_str)),
         "threads" => threads(num(args.get(2)), num(args.get(3))),
         "flood" => {
@@ -313,9 +321,16 @@ fn main() {
         ),
         "sleep" => std::thread::sleep(Duration::from_millis(num(args.get(2)))),
         "rate" => {
-            // RATE getppid calls per second for SECONDS, paced every 1000 calls.
+            // RATE getppid calls per second for SECONDS, paced every 1000
+            // calls; with SPIN_MS, after spinning that long (no syscalls).
             let rate = num(args.get(2)).max(1);
             let secs = num(args.get(3));
+            if let Some(ms) = args.get(4) {
+                let end = std::time::Instant::now() + Duration::from_millis(num(Some(ms)));
+                while std::time::Instant::now() < end {
+                    std::hint::spin_loop();
+                }
+            }
             let start = std::time::Instant::now();
             let total = rate * secs;
             let mut done = 0u64;

@@ -328,12 +328,20 @@ impl Probes {
             .map_mut(maps::DENY)
             .ok_or_else(|| Error::Runtime("eBPF object has no DENY map".into()))
             .and_then(|m| Array::try_from(m).map_err(|e| bpf_err("map DENY", e)))?;
-        for (i, r) in rules
-            .iter()
-            .enumerate()
-            .take(ai_forensics_common::deny::MAX_RULES as usize)
-        {
-            map.set(i as u32, r, 0)
+        let end = ai_forensics_common::DenyRule {
+            class: 0,
+            kind: 0,
+            len: 0,
+            signal: 0,
+            rule: 0,
+            _pad: 0,
+            pattern: [0; ai_forensics_common::deny::PATTERN_MAX],
+        };
+        // Every slot is written: a reload with fewer rules leaves no old
+        // one behind (class 0 ends the table).
+        for i in 0..ai_forensics_common::deny::MAX_RULES {
+            let r = rules.get(i as usize).unwrap_or(&end);
+            map.set(i, r, 0)
                 .map_err(|e| bpf_err("writing deny rules", e))?;
         }
         Ok(())

@@ -42,6 +42,12 @@ impl Clock {
         UNIX_EPOCH + Duration::from_nanos(ns as u64)
     }
 
+    /// Nanoseconds since the epoch of monotonic `ts_ns`.
+    #[must_use]
+    pub fn unix_ns(&self, ts_ns: u64) -> u64 {
+        (i128::from(ts_ns) + self.offset_ns).max(0) as u64
+    }
+
     /// RFC 3339 UTC text with nanoseconds.
     #[must_use]
     pub fn rfc3339(&self, ts_ns: u64) -> String {

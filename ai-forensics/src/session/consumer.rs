@@ -55,6 +55,13 @@ pub enum Msg {
     Verdict(super::respond::Verdict),
     /// CUDA libraries with uprobes attached, or why GPU accounting is idle.
     Gpu(Vec<String>, Option<String>),
+    /// A configuration reload (SIGHUP): new rules and/or new exporters.
+    Reload {
+        /// Rules to evaluate from now on (`Some(None)`: no rules).
+        rules: Option<Option<crate::policy::rules::Rules>>,
+        /// Exporters that replace the running ones.
+        exporters: Option<crate::export::Exporters>,
+    },
 }
 
 impl From<crate::reader::Batch> for Msg {
@@ -161,6 +168,12 @@ pub struct Consumer {
     pub analyser: Option<super::respond::AnalyserLink>,
     /// AI-aware analysis (events mode).
     pub ai: Option<crate::ai::AiState>,
+    /// Exporters (agent mode).
+    pub exporters: crate::export::Exporters,
+    /// Exporters replaced by a reload, finishing in the background.
+    pub retired: Arc<Mutex<Vec<crate::export::Counts>>>,
+    /// Per-target counts for the metrics endpoint.
+    pub flow: Option<crate::metrics::FlowCounter>,
 }
 
 impl Consumer {
@@ -196,7 +209,10 @@ impl Consumer {
 
     /// Whether records are needed at all (an event stream or a store).
     fn emitting(&self) -> bool {
-        self.sink.is_some() || self.store.is_some()
+        self.sink.is_some()
+            || self.store.is_some()
+            || !self.exporters.list.is_empty()
+            || self.flow.is_some()
     }
 
     /// Emits one record: stream and store. `l` carries `self.seq`.
@@ -221,6 +237,22 @@ impl Consumer {
                 }
             };
             self.note_write(r);
+        }
+        if !self.exporters.list.is_empty() && self.exporters.wants(l.kind) {
+            let r = std::sync::Arc::new(crate::export::Exported {
+                json: l.json.clone(),
+                kind: l.kind,
+                ts_ns: l.ts_ns,
+                unix_ns: l
+                    .ts_ns
+                    .map_or_else(crate::export::unix_now_ns, |t| self.clock.unix_ns(t)),
+                pid: l.pid,
+                tid: l.tid,
+            });
+            self.exporters.offer(&r);
+        }
+        if let Some(f) = &mut self.flow {
+            f.record(l.kind, &l.json);
         }
         if let Some(a) = &mut self.analyser
             && matches!(
@@ -408,6 +440,52 @@ impl Consumer {
                 self.verdict(&v);
                 self.maybe_flush_store();
             }
+            Msg::Reload { rules, exporters } => self.reload(rules, exporters),
+        }
+    }
+
+    /// Counters of the running and the retired exporters.
+    #[must_use]
+    pub fn export_counts(&self) -> Vec<crate::export::Counts> {
+        let mut all = self.retired.lock().map(|r| r.clone()).unwrap_or_default();
+        all.extend(self.exporters.counts());
+        all
+    }
+
+    /// Applies a reload between two batches: no record is lost or seen
+    /// twice. Replaced exporters deliver what they hold in the background.
+    fn reload(
+        &mut self,
+        rules: Option<Option<crate::policy::rules::Rules>>,
+        exporters: Option<crate::export::Exporters>,
+    ) {
+        if let Some(rules) = rules {
+            match (rules, &mut self.policy) {
+                (Some(r), Some(p)) => p.engine = crate::policy::engine::Engine::new(r),
+                (Some(r), None) => {
+                    self.policy = Some(super::respond::Policy::new(
+                        crate::policy::engine::Engine::new(r),
+                        crate::enforce::Enforcer::new(self.targets.clone()),
+                    ));
+                }
+                (None, p) => {
+                    if let Some(p) = p {
+                        p.engine = crate::policy::engine::Engine::new(Default::default());
+                    }
+                }
+            }
+        }
+        if let Some(new) = exporters {
+            let old = std::mem::replace(&mut self.exporters, new);
+            let retired = Arc::clone(&self.retired);
+            let _ = std::thread::Builder::new()
+                .name("export-retire".into())
+                .spawn(move || {
+                    let counts = old.finish(std::time::Duration::from_secs(10));
+                    if let Ok(mut r) = retired.lock() {
+                        r.extend(counts);
+                    }
+                });
         }
     }
 
@@ -571,6 +649,15 @@ impl Consumer {
             None
         };
         let l = json::syscall(&self.ctx(), self.seq, s, &rendered, ret_path);
+        if let Some(f) = &mut self.flow {
+            f.syscall(
+                s.tree,
+                &s.comm,
+                &systable::display_name(s.nr),
+                s.ret,
+                s.args[1],
+            );
+        }
         let (seq, path) = (self.seq, l.path.clone());
         self.emit(l);
         self.evaluate(s, &rendered, seq, path.as_deref());
@@ -622,6 +709,17 @@ impl Consumer {
                     for p in pids {
                         ai.sample_cpu(p, now);
                     }
+                }
+            }
+            if self
+                .flow
+                .as_ref()
+                .is_some_and(crate::metrics::FlowCounter::due)
+            {
+                let counts = self.export_counts();
+                let live = self.procs.live().len() as u64;
+                if let Some(f) = &mut self.flow {
+                    f.publish(live, counts);
                 }
             }
             if self.track_live && last_reap.elapsed().as_millis() >= 250 {

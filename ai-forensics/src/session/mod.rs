@@ -7,6 +7,7 @@
 //! workload is gone, and only then are the kernel's counters read.
 pub mod consumer;
 pub mod options;
+pub mod reload;
 pub mod respond;
 pub mod setup;
 pub mod summary;
@@ -24,7 +25,7 @@ use std::{
 
 use serde_json::json;
 use signal_hook::{
-    consts::{SIGINT, SIGTERM, SIGUSR1},
+    consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1},
     iterator::{SignalsInfo, exfiltrator::WithOrigin},
 };
 
@@ -62,6 +63,9 @@ pub struct Outcome {
 /// bound on the memory a slow disk can make the recorder hold.
 const STORE_QUEUE: usize = 12;
 
+/// Longest the exporters get at the end to deliver what they hold.
+const EXPORT_GRACE: Duration = Duration::from_secs(5);
+
 /// Reader batches queued for the consumer.
 const RING_QUEUE: usize = 16;
 
@@ -88,6 +92,26 @@ enum End {
 pub fn run(opts: &Options) -> Result<Outcome> {
     crate::loader::privilege::check()?;
     setup::check_targets(opts)?;
+    // The metrics endpoint binds first: a busy port is a usage error before
+    // anything is loaded.
+    let metrics_shared: Option<crate::metrics::Shared> = opts
+        .agent
+        .as_ref()
+        .filter(|a| a.config.prometheus.enabled)
+        .map(|_| Arc::new(Mutex::new(crate::metrics::Snapshot::default())));
+    let mut metrics_server = match (&opts.agent, &metrics_shared) {
+        (Some(a), Some(sh)) => Some(crate::metrics::Server::start(
+            a.config.prometheus.listen.parse().map_err(|_| {
+                Error::usage(format!(
+                    "prometheus.listen: '{}' is not an address",
+                    a.config.prometheus.listen
+                ))
+            })?,
+            Arc::clone(sh),
+            &a.host,
+        )?),
+        _ => None,
+    };
     let sink = setup::open_sink(opts)?;
     let store = opts.store.as_deref().map(Store::create).transpose()?;
     let mut probes = Probes::load(&setup::load_options(opts))?;
@@ -168,6 +192,19 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }),
         analyser: None,
         ai: (opts.mode == Mode::Events).then(|| crate::ai::AiState::new(opts.baseline.clone())),
+        exporters: match &opts.agent {
+            Some(a) => crate::export::Exporters::start(&a.config, &a.host)?,
+            None => crate::export::Exporters::default(),
+        },
+        retired: Arc::new(Mutex::new(Vec::new())),
+        flow: metrics_shared.as_ref().map(|sh| {
+            crate::metrics::FlowCounter::new(
+                Arc::clone(sh),
+                opts.agent
+                    .as_ref()
+                    .map_or(64, |a| a.config.prometheus.max_targets),
+            )
+        }),
     };
     consumer.header(header.clone());
     let (initial, mut tree) = setup::initial_targets(opts, &mut probes)?;
@@ -218,18 +255,25 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .events
         .take()
         .ok_or_else(|| Error::Runtime("ring buffer already taken".into()))?;
+    // Verdicts need records promptly; otherwise a few ms of batching is free.
+    let poll_ms = if opts.rules.is_some() || opts.analyser.is_some() {
+        1
+    } else {
+        10
+    };
     let reader = reader::spawn(
         ring,
         tx.clone(),
         Arc::clone(&stop),
         Arc::clone(&reader_stats),
+        poll_ms,
     )
     .map_err(|e| Error::io("starting the reader thread", e))?;
     let consumer_thread = thread::Builder::new()
         .name("consumer".into())
         .spawn(move || consumer.run(&rx))
         .map_err(|e| Error::io("starting the consumer thread", e))?;
-    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGUSR1])
+    let mut signals = SignalsInfo::<WithOrigin>::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         .map_err(|e| Error::io("installing signal handlers", e))?;
 
     // Launch after attaching: fork, register, then let it exec.
@@ -295,11 +339,24 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut prev_sample = prev_stats.clone();
     let mut next_sample = Instant::now() + TIMELINE_EVERY;
     let mut empty_checks = 0u32;
+    let mut agent_config = opts
+        .agent
+        .as_ref()
+        .map(|a| a.config.clone())
+        .unwrap_or_default();
+    let mut next_metrics = Instant::now();
     let end = loop {
         thread::sleep(Duration::from_millis(20));
         for info in signals.pending() {
             if info.signal == SIGUSR1 {
                 let _ = ctl.send(Msg::Trigger("SIGUSR1 (ai-forensics dump)".into()));
+                continue;
+            }
+            if info.signal == SIGHUP {
+                match &opts.agent {
+                    Some(a) => reload::apply(a, &mut agent_config, &mut probes, &ctl),
+                    None => tracing::info!("SIGHUP: nothing to reload outside agent mode"),
+                }
                 continue;
             }
             interrupted += 1;
@@ -349,6 +406,13 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 rows,
             });
             prev_sample = now;
+        }
+        if let Some(sh) = &metrics_shared
+            && Instant::now() >= next_metrics
+        {
+            next_metrics = Instant::now() + Duration::from_millis(500);
+            let store_dropped = shared.lock().map(|s| s.store_dropped).unwrap_or(0);
+            metrics_update(sh, &probes, store_dropped)?;
         }
         if live_table && Instant::now() >= next_tick {
             next_tick += opts.interval;
@@ -433,6 +497,37 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     };
     let detail = report.json(&consumer);
     consumer.write_record("summary", detail.clone());
+    // Exporters deliver what they still hold (bounded), then report.
+    if !consumer.exporters.list.is_empty() || consumer.retired.lock().is_ok_and(|r| !r.is_empty()) {
+        let finished = std::mem::take(&mut consumer.exporters).finish(EXPORT_GRACE);
+        let mut all = consumer
+            .retired
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        all.extend(finished);
+        for c in &all {
+            tracing::info!(
+                "export {}: {} offered, {} sent, {} dropped (queue full), {} failed{}",
+                c.name,
+                c.offered,
+                c.sent,
+                c.dropped,
+                c.failed,
+                c.last_error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!("; last error: {e}"))
+            );
+        }
+        if let Some(sh) = &metrics_shared
+            && let Ok(mut s) = sh.lock()
+        {
+            s.exporters = all;
+        }
+    }
+    if let Some(m) = metrics_server.take() {
+        m.stop();
+    }
     if let Some(s) = &mut consumer.sink {
         let _ = s.out.flush();
     }
@@ -565,6 +660,34 @@ fn gpu_setup(opts: &Options, probes: &mut Probes) -> Msg {
 }
 
 /// Alerts, actions and their latencies, and what the analyser link did.
+/// Publishes the kernel's counters to the metrics snapshot.
+fn metrics_update(sh: &crate::metrics::Shared, probes: &Probes, store_dropped: u64) -> Result<()> {
+    let stats = probes.read_stats()?;
+    let drops = probes.read_drops()?;
+    let rows = syscalls::rows(&stats)
+        .into_iter()
+        .map(|r| {
+            let hist = stats
+                .get(r.nr as usize)
+                .map(|s| s.hist.to_vec())
+                .unwrap_or_default();
+            (r, hist)
+        })
+        .collect();
+    let drops = summary::DROP_NAMES
+        .iter()
+        .zip(drops.iter())
+        .filter(|(n, _)| !n.starts_with("reserved"))
+        .map(|(n, v)| ((*n).to_owned(), *v))
+        .collect();
+    if let Ok(mut s) = sh.lock() {
+        s.syscalls = rows;
+        s.drops = drops;
+        s.store_dropped = store_dropped;
+    }
+    Ok(())
+}
+
 fn policy_summary(
     c: &Consumer,
     analyser: &Arc<Mutex<crate::analyser::client::Stats>>,

@@ -104,6 +104,19 @@ pub struct Options {
     pub hash_artifacts: bool,
     /// CUDA libraries to attach uprobes to (besides those found).
     pub gpu_libs: Vec<PathBuf>,
+    /// Agent mode: exporters, metrics, reloadable configuration.
+    pub agent: Option<AgentSetup>,
+}
+
+/// What the agent adds to a session.
+#[derive(Clone, Debug)]
+pub struct AgentSetup {
+    /// The configuration it started with.
+    pub config: crate::agent::config::Config,
+    /// Its file, re-read on SIGHUP.
+    pub path: PathBuf,
+    /// Host name in exported records.
+    pub host: String,
 }
 
 impl Options {

@@ -122,7 +122,15 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
 /// The in-kernel deny table for the `kernel: true` rules.
 #[must_use]
 pub fn deny_rules(opts: &Options) -> Vec<ai_forensics_common::DenyRule> {
-    let Some(rules) = &opts.rules else {
+    deny_rules_of(opts.rules.as_ref())
+}
+
+/// The in-kernel deny table of `rules`.
+#[must_use]
+pub fn deny_rules_of(
+    rules: Option<&crate::policy::rules::Rules>,
+) -> Vec<ai_forensics_common::DenyRule> {
+    let Some(rules) = rules else {
         return Vec::new();
     };
     let mut out = Vec::new();

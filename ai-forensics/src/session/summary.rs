@@ -54,7 +54,8 @@ pub fn read_per_thread(probes: &Probes) -> Vec<ThreadRow> {
     out
 }
 
-const DROP_NAMES: [&str; drop::COUNT as usize] = [
+/// Names of the kernel drop counters, in `drop` order.
+pub const DROP_NAMES: [&str; drop::COUNT as usize] = [
     "ringbuf_full",
     "inflight_full",
     "proc_stats_full",

@@ -98,6 +98,17 @@ impl Tracer {
     /// Waits until the tracer is attached.
     pub fn ready(&mut self, how: Ready, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
+        if let Ready::After(d) = how {
+            thread::sleep(d);
+            if let Ok(Some(st)) = self.child.try_wait() {
+                bail!(
+                    "{} exited early ({st}): {}",
+                    self.what,
+                    tail(&self.output(), 400)
+                );
+            }
+            return Ok(());
+        }
         loop {
             if let Ready::Marker(m) = how
                 && self.output().contains(m)
@@ -112,12 +123,6 @@ impl Tracer {
                     self.what,
                     tail(&self.output(), 400)
                 );
-            }
-            if let Ready::After(d) = how
-                && Instant::now() + d >= deadline
-            {
-                thread::sleep(d);
-                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
