@@ -31,17 +31,21 @@ pub fn header(kind: u32, ts_ns: u64, pid_tgid: u64) -> Header {
     }
 }
 
-/// Bytes waiting in the ring buffer above which a syscall record wakes the
+/// Bytes waiting in the ring buffer at which a syscall record wakes the
 /// reader. Below it the reader is not woken (it polls every few
 /// milliseconds): a wake-up is an inter-processor interrupt, which costs the
 /// traced process microseconds per record on a virtual machine.
 const WAKE_BYTES: u64 = 256 << 10;
 
-/// Submit flags for a syscall record: no wake-up until enough has piled up.
+/// Submit flags for a syscall record of `size` bytes: a wake-up only from
+/// the record that takes the waiting data across [`WAKE_BYTES`] (once per
+/// crossing, not for every record after it), none otherwise.
 #[inline(always)]
-fn wake_flags() -> u64 {
+fn wake_flags(size: u64) -> u64 {
     use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
-    if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= WAKE_BYTES {
+    // The reservation of this record is already counted in the waiting data.
+    let avail = EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+    if avail >= WAKE_BYTES && avail < WAKE_BYTES + size + 8 {
         u64::from(BPF_RB_FORCE_WAKEUP)
     } else {
         u64::from(BPF_RB_NO_WAKEUP)
@@ -171,7 +175,7 @@ pub fn syscall_plain(call: &Call, args: &[u64; 6]) {
                 (&raw mut (*p).str0_len).write(0);
                 (&raw mut (*p).str1_len).write(0);
             }
-            e.submit(wake_flags());
+            e.submit(wake_flags(size_of::<SyscallEvent>() as u64));
         }
         None => note_syscall_loss(call),
     }
@@ -377,7 +381,10 @@ pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     // SAFETY: size <= 128 + 16383 < size_of::<Scratch>(), all initialised
     // (the payload area is a map value, zero-filled at creation).
     let bytes = unsafe { core::slice::from_raw_parts((&raw const *s).cast::<u8>(), size) };
-    if EVENTS.output::<[u8]>(bytes, wake_flags()).is_err() {
+    if EVENTS
+        .output::<[u8]>(bytes, wake_flags(size as u64))
+        .is_err()
+    {
         note_syscall_loss(call);
     }
 }

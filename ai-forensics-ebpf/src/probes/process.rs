@@ -20,7 +20,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid,
         generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str},
     },
-    macros::{raw_tracepoint, tracepoint},
+    macros::raw_tracepoint,
     programs::{RawTracePointContext, TracePointContext},
 };
 
@@ -96,9 +96,14 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
 // field:__data_loc char[] filename;  offset:8;  size:4;
 // field:pid_t pid;                   offset:12; size:4;
 // field:pid_t old_pid;               offset:16; size:4;
-#[tracepoint(category = "sched", name = "sched_process_exec")]
-pub fn tracepoint_sched_process_exec(ctx: TracePointContext) -> u32 {
-    sched_process_exec(&ctx);
+//
+// Written without aya's `#[tracepoint]` macro, whose wrapper returns 0: a
+// classic tracepoint program that returns 0 suppresses the event for every
+// perf listener on it (perf stat/record/trace, other tools' perf events).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint/sched/sched_process_exec")]
+pub extern "C" fn tracepoint_sched_process_exec(ctx: *mut c_void) -> u32 {
+    sched_process_exec(&TracePointContext::new(ctx));
     1
 }
 
@@ -158,9 +163,11 @@ fn sched_process_exec(ctx: &TracePointContext) {
 // field:int prio;           offset:28; size:4;
 // field:bool group_dead;    offset:32; size:1;  (kernel 6.16+; user space
 //                                               passes the offset, 0 if absent)
-#[tracepoint(category = "sched", name = "sched_process_exit")]
-pub fn tracepoint_sched_process_exit(ctx: TracePointContext) -> u32 {
-    sched_process_exit(&ctx);
+// (No `#[tracepoint]` macro: see sched_process_exec.)
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "tracepoint/sched/sched_process_exit")]
+pub extern "C" fn tracepoint_sched_process_exit(ctx: *mut c_void) -> u32 {
+    sched_process_exit(&TracePointContext::new(ctx));
     1
 }
 
