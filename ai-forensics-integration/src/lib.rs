@@ -214,3 +214,95 @@ pub fn loaded_programs_now() -> Vec<String> {
         .filter(|n| n.starts_with("raw_tracepoint_") || n.starts_with("tracepoint_sche"))
         .collect()
 }
+
+/// Names of the maps ai-forensics creates (as the kernel keeps them).
+const OUR_MAPS: &[&str] = &[
+    "CGROUPS",
+    "CONFIG",
+    "DENY",
+    "DROPS",
+    "EVENTS",
+    "GPU_PENDING",
+    "INFLIGHT",
+    "LOSS",
+    "LOST_BY_TREE",
+    "PROC_STATS",
+    "SCRATCH",
+    "SLOT",
+    "SPECS",
+    "STATS",
+    "TARGETS",
+];
+
+fn bpftool(what: &str) -> Vec<Value> {
+    let o = Command::new("bpftool")
+        .args(["-j", what, "show"])
+        .output()
+        .expect("bpftool (cargo xtask setup installs it)");
+    serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap_or_default()
+}
+
+/// What ai-forensics left in the kernel, as bpftool sees it: programs,
+/// links to them, maps, and pins under /sys/fs/bpf. Waits up to 3 s for
+/// the kernel's deferred release.
+#[must_use]
+pub fn bpf_leftovers() -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let mut left = Vec::new();
+        let progs = bpftool("prog");
+        let ours: Vec<u64> = progs
+            .iter()
+            .filter(|p| {
+                p["name"].as_str().is_some_and(|n| {
+                    n.starts_with("raw_tracepoint_")
+                        || n.starts_with("tracepoint_sche")
+                        || n.starts_with("uprobe_cuda")
+                        || n.starts_with("uretprobe_cuda")
+                })
+            })
+            .filter_map(|p| p["id"].as_u64())
+            .collect();
+        left.extend(ours.iter().map(|id| format!("program {id}")));
+        for l in bpftool("link") {
+            if l["prog_id"].as_u64().is_some_and(|id| ours.contains(&id)) {
+                left.push(format!("link {}", l["id"]));
+            }
+        }
+        for m in bpftool("map") {
+            if m["name"].as_str().is_some_and(|n| OUR_MAPS.contains(&n)) {
+                left.push(format!("map {} {}", m["id"], m["name"]));
+            }
+        }
+        if let Ok(d) = std::fs::read_dir("/sys/fs/bpf") {
+            left.extend(d.flatten().map(|e| format!("pin {}", e.path().display())));
+        }
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Runs SQL on a store with Python's sqlite3 (no SQLite shell needed).
+pub fn sql_exec(db: &Path, sql: &str) {
+    let ok = Command::new(python())
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+        .arg(db)
+        .arg(sql)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "{sql}");
+}
+
+/// The first column of the first row of a query on a store.
+#[must_use]
+pub fn sql_value(db: &Path, sql: &str) -> String {
+    let o = Command::new(python())
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute(sys.argv[2]).fetchone()[0])"])
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}

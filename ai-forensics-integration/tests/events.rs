@@ -37,59 +37,96 @@ fn strace_paths(file: &std::path::Path) -> BTreeSet<String> {
     set
 }
 
-fn our_counts(s: &Value) -> BTreeMap<String, u64> {
-    s["syscalls"]
-        .as_array()
-        .unwrap()
+/// The syscall records of what strace itself traced: not strace's own,
+/// and not those its child makes between fork and exec (strace starts
+/// tracing it at the exec).
+fn tracee_calls(recs: &[Value]) -> Vec<&Value> {
+    let procs = summary(recs)["processes"].as_array().unwrap();
+    let strace = procs
         .iter()
-        .map(|r| {
-            (
-                r["syscall"].as_str().unwrap().to_owned(),
-                r["count"].as_u64().unwrap(),
-            )
+        .find(|p| p["exe"].as_str().is_some_and(|e| e.ends_with("/strace")))
+        .and_then(|p| p["pid"].as_u64())
+        .expect("strace in the process list");
+    // strace's children (feature probes, then the command): each counts
+    // from its exec on; one that never execs is strace's own.
+    let children: BTreeMap<u64, Option<u64>> = recs
+        .iter()
+        .filter(|r| r["type"] == "fork" && r["pid"].as_u64() == Some(strace))
+        .filter_map(|r| r["detail"]["child_pid"].as_u64())
+        .map(|c| {
+            let exec = recs
+                .iter()
+                .find(|r| r["type"] == "exec" && r["pid"].as_u64() == Some(c))
+                .and_then(|r| r["ts_ns"].as_u64());
+            (c, exec)
         })
-        // strace -c leaves out calls that never return.
-        .filter(|(n, _)| n != "exit_group" && n != "exit")
+        .collect();
+    assert!(
+        children.values().any(Option::is_some),
+        "no exec of the command"
+    );
+    recs.iter()
+        .filter(|r| r["type"] == "syscall")
+        .filter(|r| r["pid"].as_u64() != Some(strace))
+        .filter(|r| match r["pid"].as_u64().and_then(|p| children.get(&p)) {
+            None => true,
+            Some(None) => false,
+            Some(Some(exec_ts)) => {
+                r["ts_ns"].as_u64() >= Some(*exec_ts) || r["detail"]["syscall"] == "execve"
+            }
+        })
         .collect()
 }
 
+/// Runs `cmd` under strace, itself under ai-forensics, so that both watch
+/// the very same run (a Python program's heap growth, for one, differs
+/// from run to run), and compares what they saw of the command's tree.
 fn fidelity(cmd: &[&str]) {
-    // Without address-space randomisation the heap's growth (brk calls) is
-    // the same from run to run; with it, it can differ by one.
-    let arch = std::env::consts::ARCH;
-    let mut full = vec!["setarch", arch, "-R"];
-    full.extend_from_slice(cmd);
-    let cmd = &full[..];
     let dir = tempdir("strace");
-
     let sc = dir.join("c.txt");
     let sp = dir.join("p.txt");
-    let st = Command::new("strace")
-        .args(["-f", "-c", "-o"])
-        .arg(&sc)
-        .args(cmd)
-        .output()
-        .unwrap();
-    assert!(st.status.success(), "strace run failed");
-    let st2 = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,creat", "-o"])
-        .arg(&sp)
-        .args(cmd)
-        .output()
-        .unwrap();
-    assert!(st2.status.success());
-    let mut args = vec!["run", "-e", "open,openat,openat2,creat", "--"];
+    let sc_s = sc.to_str().unwrap();
+    let sp_s = sp.to_str().unwrap();
+    // Counts: strace -f -c, every syscall.
+    let mut args = vec![
+        "run", "-e", "all", "--", "strace", "-f", "-c", "-o", sc_s, "--",
+    ];
     args.extend_from_slice(cmd);
     let (recs, _) = af_json(&args);
-    let s = summary(&recs);
+    assert_eq!(summary(&recs)["loss"]["lost_events"], 0);
+    let mut ours: BTreeMap<String, u64> = BTreeMap::new();
+    for r in tracee_calls(&recs) {
+        let name = r["detail"]["syscall"].as_str().unwrap();
+        // strace -c leaves out calls that never return.
+        if name != "exit_group" && name != "exit" {
+            *ours.entry(name.to_owned()).or_insert(0) += 1;
+        }
+    }
     assert_eq!(
-        our_counts(s),
+        ours,
         strace_counts(&sc),
         "per-syscall counts differ from strace for {cmd:?}"
     );
-    let ours: BTreeSet<String> = recs
-        .iter()
-        .filter(|r| r["type"] == "syscall")
+    // Paths: the open family, decoded by both.
+    let mut args = vec![
+        "run",
+        "-e",
+        "open,openat,openat2,creat,execve",
+        "--",
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=open,openat,openat2,creat",
+        "-o",
+        sp_s,
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    let (recs, _) = af_json(&args);
+    let ours: BTreeSet<String> = tracee_calls(&recs)
+        .into_iter()
+        .filter(|r| r["detail"]["syscall"] != "execve")
         .filter_map(|r| r["detail"]["args"]["pathname"].as_str().map(str::to_owned))
         .collect();
     assert_eq!(

@@ -447,10 +447,10 @@ fn analyser_failures_follow_the_failure_mode() {
     let w = workload();
     let token_dir = tempdir("anl-down");
     let tf = token_file(&token_dir);
-    // Down (nothing listens), open: the workload finishes.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = dead.local_addr().unwrap().port();
-    drop(dead);
+    // Hung (listens, never answers), open: the workload finishes. (An
+    // address nobody listens on is refused at start.)
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hung.local_addr().unwrap().port();
     let r = af(&[
         "run",
         "--no-live",
@@ -460,6 +460,8 @@ fn analyser_failures_follow_the_failure_mode() {
         tf.to_str().unwrap(),
         "--analyser-failure",
         "open",
+        "--analyser-timeout",
+        "500ms",
         "--",
         w.to_str().unwrap(),
         "rate",
@@ -467,7 +469,7 @@ fn analyser_failures_follow_the_failure_mode() {
         "1",
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    // Down, closed: the workload is stopped (the session ends by --duration).
+    // Hung, closed: the workload is stopped (the session ends by --duration).
     let mut rec = af_cmd()
         .args([
             "run",
@@ -481,6 +483,8 @@ fn analyser_failures_follow_the_failure_mode() {
             tf.to_str().unwrap(),
             "--analyser-failure",
             "closed",
+            "--analyser-timeout",
+            "500ms",
             "--duration",
             "3s",
             "--",
@@ -503,6 +507,7 @@ fn analyser_failures_follow_the_failure_mode() {
     let _ = Command::new("pkill")
         .args(["-KILL", "-f", &format!("{} rate 200 10", w.display())])
         .status();
+    drop(hung);
     // Slow (answers after the timeout), closed: stopped too.
     let (recs, _, _) = analyser_run(Behave::Slow, "closed", false);
     assert!(

@@ -365,7 +365,7 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             .map(crate::ai::baseline::Profile::load)
             .transpose()?,
         hash_artifacts: r.hash_artifacts,
-        gpu_libs: r.gpu_lib.clone(),
+        gpu_libs: check_gpu_libs(&r.gpu_lib)?,
         agent: None,
         flight_recorder: r
             .flight_recorder
@@ -578,6 +578,20 @@ fn run_cmd(r: RunArgs) -> Result<u8> {
         }),
     )?;
     Ok(session::run(&opts)?.exit_code)
+}
+
+/// `--gpu-lib`: each must be a readable file (a typo would otherwise only
+/// show up as a warning once the programs are loaded).
+fn check_gpu_libs(libs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    for l in libs {
+        if !l.is_file() {
+            return Err(Error::usage(format!(
+                "--gpu-lib {}: no such file",
+                l.display()
+            )));
+        }
+    }
+    Ok(libs.to_vec())
 }
 
 #[cfg(test)]

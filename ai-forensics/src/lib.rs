@@ -17,6 +17,7 @@ pub mod decode;
 pub mod enforce;
 pub mod error;
 pub mod export;
+pub mod fuzz;
 pub mod inspect;
 pub mod loader;
 pub mod metrics;

@@ -9,11 +9,15 @@
 //!   integration tests against the real kernel
 //! * `bench`      overhead and throughput against strace, perf trace,
 //!   bpftrace and bcc; writes BENCHMARKS.md and benchmarks.json
+//! * `fuzz`       runs the cargo-fuzz targets for a bounded time
+//! * `soak`       a long mixed workload under tracing: RSS, CPU and loss over time
 mod bench;
 mod build;
+mod fuzz;
 mod lint;
 mod services;
 mod setup;
+mod soak;
 mod test;
 mod util;
 
@@ -63,6 +67,12 @@ enum Task {
         #[arg(default_value = "benchmarks.json")]
         json: std::path::PathBuf,
     },
+    /// Fuzz the parsers of untrusted input (records, rules, verdicts, config)
+    /// with cargo-fuzz, each for a bounded time.
+    Fuzz(fuzz::Options),
+    /// A long mixed workload under tracing with the store: RSS, CPU and loss
+    /// over time (docs/soak.md).
+    Soak(soak::Options),
     /// Run the whole test suite (unit tests, then root integration tests).
     Test {
         /// Only the integration tests whose name contains this.
@@ -101,6 +111,14 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Bench(o) => bench::run(&o),
         Task::BenchReport { json } => bench::render(&json),
+        Task::Fuzz(o) => {
+            setup::ensure()?;
+            fuzz::run(&o)
+        }
+        Task::Soak(o) => {
+            setup::ensure()?;
+            soak::run(&o)
+        }
         Task::Test {
             filter,
             integration_only,

@@ -17,6 +17,9 @@ const APT: &[&str] = &[
     "rsyslog",
     "python3-venv",
     "iproute2",
+    // The coexistence test runs these beside ai-forensics.
+    "linux-perf",
+    "bpftrace",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

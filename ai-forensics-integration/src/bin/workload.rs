@@ -11,7 +11,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | spin-open MS PATH... | \
          dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS [SPIN_MS] | \
-         timed getppid|read-zero N CPU>"
+         timed getppid|read-zero N CPU | mimic NAME N | open-many N DIR | dup-many N>"
     );
     exit(2)
 }
@@ -265,6 +265,55 @@ fn timed(kind: &str, n: u64, cpu: u64) {
     println!("{ns:.2}");
 }
 
+/// Renames its thread (comm) to `name`, then makes `n` getppid calls.
+fn mimic(name: &str, n: u64) {
+    let c = cstr(name.as_bytes());
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) };
+    getppid_n(n);
+}
+
+/// Creates and closes `n` distinct files in `dir`.
+fn open_many(n: u64, dir: &str) {
+    for i in 0..n {
+        let fd = openat(
+            format!("{dir}/f{i}").as_bytes(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            eprintln!("open-many: openat failed at {i}");
+            exit(1);
+        }
+        // SAFETY: closing the fd just opened.
+        unsafe { libc::syscall(libc::SYS_close, fd) };
+    }
+}
+
+/// Raises its soft fd limit to the hard one and holds `n` duplicates of
+/// stdin open at once.
+fn dup_many(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) };
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: a valid rlimit for the call.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 || lim.rlim_cur < n + 16
+    {
+        eprintln!("dup-many: setrlimit failed");
+        exit(1);
+    }
+    for _ in 0..n {
+        // SAFETY: dup of fd 0 has no memory effects.
+        if unsafe { libc::syscall(libc::SYS_dup, 0) } < 0 {
+            eprintln!("dup-many: dup failed");
+            exit(1);
+        }
+    }
+}
+
 fn threads(t: u64, n: u64) {
     let hs: Vec<_> = (0..t)
         .map(|_| std::thread::spawn(move || getppid_n(n)))
@@ -294,6 +343,15 @@ fn main() {
         }
         "dup" => dup(args.get(2).map_or("/tmp", String::as_str)),
         "threads" => threads(num(args.get(2)), num(args.get(3))),
+        "mimic" => mimic(
+            args.get(2).map_or_else(|| usage(), String::as_str),
+            num(args.get(3)),
+        ),
+        "open-many" => open_many(
+            num(args.get(2)),
+            args.get(3).map_or_else(|| usage(), String::as_str),
+        ),
+        "dup-many" => dup_many(num(args.get(2))),
         "flood" => {
             let secs = num(args.get(2));
             let end = std::time::Instant::now() + Duration::from_secs(secs);

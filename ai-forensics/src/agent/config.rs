@@ -290,10 +290,22 @@ impl Default for Syslog {
     }
 }
 
+/// Largest configuration file read.
+pub const MAX_FILE: u64 = 1 << 20;
+
 impl Config {
     /// Reads and checks a configuration file: bad TOML, unknown keys and
     /// bad values are one-line errors naming the file (and the line).
     pub fn load(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::usage(format!("config {}: cannot read: {e}", path.display())))?;
+        if meta.len() > MAX_FILE {
+            return Err(Error::usage(format!(
+                "config {}: {} bytes is too large (at most {MAX_FILE})",
+                path.display(),
+                meta.len()
+            )));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::usage(format!("config {}: cannot read: {e}", path.display())))?;
         Self::parse(&text).map_err(|e| Error::usage(format!("config {}: {e}", path.display())))

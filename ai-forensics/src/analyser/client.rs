@@ -40,7 +40,7 @@ pub enum Endpoint {
 }
 
 /// Analyser settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Where.
     pub endpoint: Endpoint,
@@ -50,6 +50,54 @@ pub struct Config {
     pub failure: Failure,
     /// Per-request timeout.
     pub timeout: Duration,
+}
+
+// The token never appears in logs or debug output.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("endpoint", &self.endpoint)
+            .field("token", &"(redacted)")
+            .field("failure", &self.failure)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Checks at start that the analyser can be reached (a connection, no
+/// request): an unreachable address is a configuration error. Failures
+/// later in the run follow the failure mode.
+pub fn probe(cfg: &Config) -> Result<()> {
+    let fail = |e: &dyn std::fmt::Display| {
+        Error::usage(format!(
+            "--analyser {}: cannot connect at start: {e}",
+            cfg.endpoint
+        ))
+    };
+    match &cfg.endpoint {
+        Endpoint::Unix(p) => {
+            std::os::unix::net::UnixStream::connect(p).map_err(|e| fail(&e))?;
+        }
+        Endpoint::Http(u) => {
+            let rest = u.strip_prefix("http://").unwrap_or(u);
+            let host = rest.split('/').next().unwrap_or("");
+            let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(host)
+                .map_err(|e| fail(&e))?
+                .collect();
+            let mut last: Option<std::io::Error> = None;
+            for a in &addrs {
+                match std::net::TcpStream::connect_timeout(a, cfg.timeout) {
+                    Ok(_) => return Ok(()),
+                    Err(e) => last = Some(e),
+                }
+            }
+            return Err(match last {
+                Some(e) => fail(&e),
+                None => fail(&"the host name resolves to no address"),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Display for Endpoint {

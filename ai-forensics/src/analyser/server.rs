@@ -113,7 +113,14 @@ pub fn run(s: &Serve) -> Result<u8> {
             .map_err(|e| Error::usage(format!("analyser serve: listen on {a}: {e}")))?,
         Listen::Unix(p) => {
             let _ = std::fs::remove_file(p);
-            let srv = tiny_http::Server::http_unix(p).map_err(|e| {
+            // Created 0600 from the start (no window where others could
+            // connect), then chmod-ed again in case the umask was ignored.
+            // SAFETY: umask only changes this process's file creation mask.
+            let old = unsafe { libc::umask(0o177) };
+            let srv = tiny_http::Server::http_unix(p);
+            // SAFETY: as above; restores the previous mask.
+            unsafe { libc::umask(old) };
+            let srv = srv.map_err(|e| {
                 Error::usage(format!("analyser serve: listen on {}: {e}", p.display()))
             })?;
             use std::os::unix::fs::PermissionsExt as _;

@@ -16,9 +16,15 @@ fn ensure_mounted_at(dir: &Path) -> Result<()> {
     if dir.join("events").is_dir() {
         return Ok(());
     }
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::env(format!(
+            "tracefs is not mounted and cannot be: {} is not a directory",
+            dir.display()
+        )));
+    }
     if !dir.is_dir() {
         return Err(Error::env(format!(
-            "tracefs: {} does not exist (kernel built without CONFIG_TRACING?)",
+            "tracefs is not mounted and cannot be: {} does not exist (kernel built without CONFIG_TRACING?)",
             dir.display()
         )));
     }

@@ -174,7 +174,17 @@ pub struct Consumer {
     pub retired: Arc<Mutex<Vec<crate::export::Counts>>>,
     /// Per-target counts for the metrics endpoint.
     pub flow: Option<crate::metrics::FlowCounter>,
+    /// Ring-buffer overflow alerts: time of the last one and records lost
+    /// since (one alert per [`OVERFLOW_ALERT_EVERY_NS`]).
+    pub overflow: (Option<u64>, u64),
 }
+
+/// Records other than syscalls kept back for the next send when the
+/// store's queue is full.
+const KEEP_UNDER_PRESSURE: usize = 65_536;
+
+/// At most one overflow alert in this many nanoseconds.
+pub const OVERFLOW_ALERT_EVERY_NS: u64 = 10_000_000_000;
 
 impl Consumer {
     pub(super) fn ctx(&self) -> Ctx<'_> {
@@ -310,12 +320,11 @@ impl Consumer {
             }) {
                 Ok(()) => store.gap = None,
                 Err(_) => {
-                    let n = store.pending.len() as u64;
-                    let (f, l) = span(&store.pending);
+                    let shed = shed(&mut store.pending);
+                    let n = shed.len() as u64;
+                    let (f, l) = span(&shed);
                     store.gap = Some((count + n, first, l.max(last).max(f)));
-                    store.pending.clear();
-                    let n2 = n;
-                    self.shared_update(|s| s.store_dropped += n2);
+                    self.shared_update(|s| s.store_dropped += n);
                     return;
                 }
             }
@@ -323,10 +332,21 @@ impl Consumer {
         let batch = std::mem::take(&mut store.pending);
         match store.tx.try_send(StoreMsg::Records(batch)) {
             Ok(()) => {}
-            Err(
-                TrySendError::Full(StoreMsg::Records(b))
-                | TrySendError::Disconnected(StoreMsg::Records(b)),
-            ) => {
+            Err(TrySendError::Full(StoreMsg::Records(mut b))) => {
+                let shed = shed(&mut b);
+                store.pending = b;
+                if shed.is_empty() {
+                    return;
+                }
+                let n = shed.len() as u64;
+                let (f, l) = span(&shed);
+                store.gap = Some(match store.gap {
+                    Some((c, f0, _)) => (c + n, f0, l),
+                    None => (n, f, l),
+                });
+                self.shared_update(|s| s.store_dropped += n);
+            }
+            Err(TrySendError::Disconnected(StoreMsg::Records(b))) => {
                 let n = b.len() as u64;
                 let (f, l) = span(&b);
                 store.gap = Some(match store.gap {
@@ -518,6 +538,7 @@ impl Consumer {
                     let line = json::lost(&self.ctx(), self.seq, &l);
                     self.emit(line);
                 }
+                self.overflowed(&l);
             }
             Record::Fork(f) => {
                 if self.procs.fork(&f) {
@@ -754,6 +775,21 @@ impl Consumer {
         }
         self.store = None;
     }
+}
+
+/// What is given up when the store's queue is full: syscall and loss
+/// records, and whatever exceeds [`KEEP_UNDER_PRESSURE`]. Alerts, actions
+/// and process records stay in `pending` for the next send, so a flood
+/// cannot hide the alert it raises.
+fn shed(pending: &mut Vec<Emitted>) -> Vec<Emitted> {
+    let (mut keep, mut out): (Vec<Emitted>, Vec<Emitted>) = std::mem::take(pending)
+        .into_iter()
+        .partition(|e| e.line.kind != "syscall" && e.line.kind != "lost");
+    if keep.len() > KEEP_UNDER_PRESSURE {
+        out.extend(keep.split_off(KEEP_UNDER_PRESSURE));
+    }
+    *pending = keep;
+    out
 }
 
 fn span(v: &[Emitted]) -> (u64, u64) {

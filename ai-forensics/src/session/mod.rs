@@ -92,6 +92,9 @@ enum End {
 pub fn run(opts: &Options) -> Result<Outcome> {
     crate::loader::privilege::check()?;
     setup::check_targets(opts)?;
+    if let Some(a) = &opts.analyser {
+        crate::analyser::client::probe(a)?;
+    }
     // The metrics endpoint binds first: a busy port is a usage error before
     // anything is loaded.
     let metrics_shared: Option<crate::metrics::Shared> = opts
@@ -183,6 +186,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         matched: 0,
         track_live: !opts.targets.all,
         pending_exec: std::collections::HashMap::new(),
+        overflow: (None, 0),
         policy: (opts.rules.is_some() || opts.analyser.is_some()).then(|| {
             let rules = opts.rules.clone().unwrap_or_default();
             respond::Policy::new(
@@ -480,6 +484,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         child_status,
         lost_by_tree,
         store: None,
+        store_failed: writer_stats.lock().map_or(0, |w| w.failed),
         policy: policy_summary(&consumer, &analyser_stats, analyser_dropped),
         ai: {
             let counts: std::collections::BTreeMap<String, u64> = syscalls::rows(&stats)

@@ -128,6 +128,40 @@ impl Consumer {
         }
     }
 
+    /// A loss marker: the ring buffer overflowed, which a traced process can
+    /// cause on purpose by flooding syscalls. Raised as an alert (at most one
+    /// per ten seconds, with the records lost since the previous one).
+    pub(super) fn overflowed(&mut self, l: &crate::decode::Lost) {
+        self.overflow.1 += l.count;
+        if self
+            .overflow
+            .0
+            .is_some_and(|t| l.ts_ns.saturating_sub(t) < super::consumer::OVERFLOW_ALERT_EVERY_NS)
+        {
+            return;
+        }
+        let lost = std::mem::take(&mut self.overflow.1);
+        self.overflow.0 = Some(l.ts_ns);
+        let tree = self.procs.tree_of(l.tgid).unwrap_or(0);
+        let a = Alert {
+            rule: usize::MAX,
+            name: "ring-buffer-overflow".into(),
+            severity: Severity::Medium,
+            action: Action::Alert,
+            pid: l.tgid,
+            tid: l.tid,
+            tree,
+            ts_ns: l.ts_ns,
+            evidence: vec![self.seq.saturating_sub(1)],
+            reason: format!(
+                "event flood: the ring buffer overflowed and {lost} records were lost \
+                 (pid {} at the time); per-syscall counts stay exact",
+                l.tgid
+            ),
+        };
+        self.raise(a, "recorder");
+    }
+
     /// Records an alert and carries out its action.
     pub(super) fn raise(&mut self, a: Alert, source: &str) {
         let decided = Clock::monotonic_now();

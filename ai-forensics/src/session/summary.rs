@@ -88,6 +88,9 @@ pub struct Report<'a> {
     pub lost_by_tree: BTreeMap<u32, u64>,
     /// What was stored, when the store is on.
     pub store: Option<StoreReport>,
+    /// Records the store failed to write (full disk, I/O errors) by the
+    /// time the summary was made.
+    pub store_failed: u64,
     /// Rules and analyser results.
     pub policy: Option<serde_json::Value>,
     /// AI-aware findings (events mode).
@@ -168,6 +171,7 @@ impl Report<'_> {
                 "lost_reported_in_stream": self.shared.lost_reported,
                 "decode_errors": self.shared.decode_errors,
                 "store_dropped": self.shared.store_dropped,
+                "store_failed": self.store_failed,
 
                 "fd_table_evictions": c.fds.evicted,
                 "process_table_evictions": c.procs.evicted,

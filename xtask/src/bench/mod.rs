@@ -64,7 +64,7 @@ const SECTIONS: &[&str] = &[
     "agent",
 ];
 
-fn build() -> anyhow::Result<()> {
+pub fn build() -> anyhow::Result<()> {
     crate::build::user(true)?;
     util::run(cmd("cargo").args([
         "build",
