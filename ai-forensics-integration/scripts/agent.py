@@ -12,6 +12,7 @@ survives the malicious one.
 import os
 import socket
 import subprocess
+import time
 import sys
 
 out = sys.argv[1]
@@ -31,6 +32,8 @@ if action == "creds":
     open(os.path.join(os.environ["HOME"], ".aws", "credentials")).read()
 elif action == "shell":
     subprocess.run(["/bin/sh", "-c", "touch " + os.path.join(out, "MARKER")])
+    # Like a real agent, it goes on working after its tool call.
+    time.sleep(10)
 elif action == "connect":
     # Like a real agent, it waits for the other end's answer (up to 10 s).
     s = socket.create_connection(("127.0.0.1", int(sys.argv[3])))

@@ -764,8 +764,10 @@ fn a_stopped_recorder_loses_nothing_silently() {
     ]);
     std::thread::sleep(Duration::from_millis(1000));
     let pid = rec.id() as i32;
+    // SIGSTOP, as Ctrl-Z would (SIGTSTP itself is discarded by the kernel
+    // when the test runs in an orphaned process group, as under CI).
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid, libc::SIGTSTP) };
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_secs(3));
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGCONT) };

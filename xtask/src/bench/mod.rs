@@ -250,6 +250,21 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         "rounds": ctx.rounds,
         "notes": notes,
     });
+    // `--only` reruns some sections into the existing results, which keep
+    // their own machine line; the rerun is listed with its own date and
+    // commit.
+    if !o.only.is_empty()
+        && let Ok(text) = std::fs::read_to_string(out_dir.join("benchmarks.json"))
+        && let Ok(mut old) = serde_json::from_str::<Value>(&text)
+    {
+        let m = &results["machine"];
+        let rerun = json!({"sections": o.only, "date": m["date"], "commit": m["commit"]});
+        match old["reruns"].as_array_mut() {
+            Some(v) => v.push(rerun),
+            None => old["reruns"] = json!([rerun]),
+        }
+        results = old;
+    }
     if want("percall") {
         results["per_call"] = percall::run(&ctx, &available);
     }

@@ -278,6 +278,21 @@ pub fn markdown(r: &Value, analysis: Option<&str>) -> String {
         m["memory_gib"],
         s(&m["commit"]),
     );
+    for r in r["reruns"].as_array().into_iter().flatten() {
+        let sections: Vec<&str> = r["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let _ = writeln!(
+            o,
+            "Rerun with `--only {}` on {}, ai-forensics {}: those sections are from that run.\n",
+            sections.join(","),
+            s(&r["date"]),
+            s(&r["commit"]),
+        );
+    }
     let peers = &m["peers"];
     let _ = writeln!(
         o,
