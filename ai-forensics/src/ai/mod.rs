@@ -91,6 +91,13 @@ impl AiState {
         }
     }
 
+    /// A process exited: its phase timeline is finished and its raw
+    /// samples freed, so exited processes cost only their summary.
+    pub fn on_exit(&mut self, pid: u32) {
+        self.phases.finish(pid);
+        self.cpu_last.remove(&pid);
+    }
+
     /// A program was executed. Returns new baseline deviations.
     pub fn on_exec(&mut self, filename: &[u8]) -> Vec<String> {
         let f = escape::escape(filename);
@@ -380,6 +387,7 @@ impl AiState {
             "artefacts": self.artefacts.by_path.values().collect::<Vec<_>>(),
             "model_bytes_in": self.artefacts.model_bytes_in(),
             "phases": phases,
+            "phases_truncated": self.phases.truncated,
             "classification": classes,
             "roles": roles,
             "exfiltration": self.exfil.trees,

@@ -37,7 +37,9 @@ pub enum Sign {
 struct Bin {
     counts: BTreeMap<Sign, u32>,
     cpu_ns: u64,
-    first_syscalls: BTreeMap<String, u32>,
+    /// The first 16 distinct syscalls of the bin (index into `names`), with
+    /// their counts.
+    first_syscalls: Vec<(u16, u32)>,
 }
 
 /// A phase of one process.
@@ -55,43 +57,89 @@ pub struct Phase {
     pub rate_per_s: Option<f64>,
 }
 
-/// Timelines of every process.
+/// Timelines of every process. Live processes keep raw bins and stamps;
+/// an exited one keeps only its finished timeline. Everything is bounded:
+/// what does not fit is counted in `truncated`.
 #[derive(Debug, Default)]
 pub struct Phases {
     bins: BTreeMap<u32, BTreeMap<u64, Bin>>,
     /// Timestamps of syscalls per process (bounded), for periodicity.
     stamps: BTreeMap<u32, Vec<(u64, u16)>>,
     names: Vec<String>,
+    /// Finished timelines of exited processes.
+    done: BTreeMap<u32, Vec<Phase>>,
+    /// Bins and stamps held now, over all live processes.
+    held_bins: usize,
+    held_stamps: usize,
+    /// Syscalls or processes left out of the timelines by the bounds.
+    pub truncated: u64,
 }
 
+/// Stamps kept per process.
 const MAX_STAMPS: usize = 200_000;
+/// Stamps kept over all live processes (16 bytes each).
+const MAX_HELD_STAMPS: usize = 2_000_000;
+/// Bins kept over all live processes (about 100 bytes each; 100 ms each).
+const MAX_HELD_BINS: usize = 200_000;
+/// Live processes with a timeline.
+const MAX_LIVE: usize = 1024;
+/// Finished timelines kept.
+const MAX_DONE: usize = 16_384;
 
 impl Phases {
     /// Records one syscall's sign.
     pub fn note(&mut self, pid: u32, ts: u64, sign: Sign, syscall: &str) {
-        if self.bins.len() >= 1024 && !self.bins.contains_key(&pid) {
+        if self.bins.len() >= MAX_LIVE && !self.bins.contains_key(&pid) {
+            self.truncated += 1;
             return;
         }
-        let b = self
-            .bins
-            .entry(pid)
-            .or_default()
-            .entry(ts / BIN_NS)
-            .or_default();
-        *b.counts.entry(sign).or_default() += 1;
-        if b.first_syscalls.len() < 16 {
-            *b.first_syscalls.entry(syscall.to_owned()).or_default() += 1;
-        }
         let idx = match self.names.iter().position(|n| n == syscall) {
-            Some(i) => i,
+            Some(i) => i as u16,
             None => {
                 self.names.push(syscall.to_owned());
-                self.names.len() - 1
+                (self.names.len() - 1) as u16
             }
         };
+        let bins = self.bins.entry(pid).or_default();
+        let key = ts / BIN_NS;
+        if !bins.contains_key(&key) {
+            if self.held_bins >= MAX_HELD_BINS {
+                self.truncated += 1;
+                return;
+            }
+            self.held_bins += 1;
+        }
+        let b = bins.entry(key).or_default();
+        *b.counts.entry(sign).or_default() += 1;
+        if let Some(pos) = b.first_syscalls.iter().position(|(i, _)| *i == idx) {
+            b.first_syscalls[pos].1 += 1;
+        } else if b.first_syscalls.len() < 16 {
+            b.first_syscalls.push((idx, 1));
+        }
         let st = self.stamps.entry(pid).or_default();
-        if st.len() < MAX_STAMPS {
-            st.push((ts, idx as u16));
+        if st.len() < MAX_STAMPS && self.held_stamps < MAX_HELD_STAMPS {
+            st.push((ts, idx));
+            self.held_stamps += 1;
+        }
+    }
+
+    /// A process exited: its timeline is made now and its raw bins and
+    /// stamps are freed.
+    pub fn finish(&mut self, pid: u32) {
+        if !self.bins.contains_key(&pid) {
+            return;
+        }
+        let tl = self.timeline(pid);
+        if let Some(b) = self.bins.remove(&pid) {
+            self.held_bins -= b.len();
+        }
+        if let Some(st) = self.stamps.remove(&pid) {
+            self.held_stamps -= st.len();
+        }
+        if self.done.len() < MAX_DONE {
+            self.done.insert(pid, tl);
+        } else {
+            self.truncated += 1;
         }
     }
 
@@ -102,14 +150,14 @@ impl Phases {
         }
     }
 
-    fn label(b: &Bin, seen_compute: bool) -> (&'static str, String) {
+    fn label(&self, b: &Bin, seen_compute: bool) -> (&'static str, String) {
         let c = |s| b.counts.get(&s).copied().unwrap_or(0);
         let busy = b.cpu_ns > BIN_NS / 4;
         let top = b
             .first_syscalls
             .iter()
-            .max_by_key(|(_, n)| **n)
-            .map(|(s, n)| format!("{n}x {s}"))
+            .max_by_key(|(_, n)| *n)
+            .map(|(i, n)| format!("{n}x {}", self.names[usize::from(*i)]))
             .unwrap_or_default();
         if c(Sign::Checkpoint) > 0 {
             return (
@@ -155,6 +203,9 @@ impl Phases {
     /// The phases of `pid`.
     #[must_use]
     pub fn timeline(&self, pid: u32) -> Vec<Phase> {
+        if let Some(tl) = self.done.get(&pid) {
+            return tl.clone();
+        }
         let Some(bins) = self.bins.get(&pid) else {
             return Vec::new();
         };
@@ -167,7 +218,7 @@ impl Phases {
         let empty = Bin::default();
         for k in first..=last {
             let b = bins.get(&k).unwrap_or(&empty);
-            let (name, evidence) = Self::label(b, seen_compute);
+            let (name, evidence) = self.label(b, seen_compute);
             seen_compute |= name == "compute";
             match out.last_mut() {
                 Some(p) if p.name == name => p.end_ns = (k + 1) * BIN_NS,

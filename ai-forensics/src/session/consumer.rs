@@ -577,6 +577,9 @@ impl Consumer {
                 if self.procs.exit(&e) {
                     self.fds.exit(e.tgid);
                     self.denial_effective(e.tgid, e.ts_ns);
+                    if let Some(ai) = &mut self.ai {
+                        ai.on_exit(e.tgid);
+                    }
                 }
                 if self.emitting() {
                     let line = json::exit(&self.ctx(), self.seq, &e);
