@@ -80,14 +80,18 @@ fn prometheus_shows_the_exact_counts_of_a_known_workload() {
     run_workload(&["spin-getppid", "10000", "300"]);
     let mut text = String::new();
     wait_for(
-        "10000 getppid records in /metrics",
+        "10000 getppid records and the kernel count in /metrics",
         Duration::from_secs(15),
         || {
             text = http_get(&addr, "/metrics").unwrap_or_default();
+            // The in-kernel counts are sampled once a second: wait for
+            // both the stream and the kernel's count to be in.
             metric(
                 &text,
                 "ai_forensics_target_syscalls_total{target=\"workload\",syscall=\"getppid\"}",
             ) == Some(10_000.0)
+                && metric(&text, "ai_forensics_syscalls_total{syscall=\"getppid\"}")
+                    == Some(10_000.0)
         },
     );
     // The kernel's own count is exact too (only the workload was traced).

@@ -86,6 +86,15 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         bail!("soak: --minutes and --every must be at least 1");
     }
     crate::bench::build()?;
+    // The prediction run needs the trained model.
+    if !root().join("models/out/model.pt").exists() {
+        println!("soak: training the bundled model first");
+        util::run(
+            std::process::Command::new("/usr/bin/python3")
+                .arg(root().join("models/train.py"))
+                .current_dir(root()),
+        )?;
+    }
     let bin = root().join("target/release/ai-forensics");
     let workload = root().join("target/release/workload");
     let tmp = root().join("target/soak");

@@ -70,7 +70,7 @@ impl Syscall {
     /// The errno when the call failed.
     #[must_use]
     pub fn errno(&self) -> Option<i64> {
-        (!self.at_entry && (-4095..0).contains(&self.ret)).then_some(-self.ret)
+        (!self.at_entry && (-4095..0).contains(&self.ret)).then(|| -self.ret)
     }
 
     /// argv strings when `str1` holds an argv.
