@@ -259,6 +259,7 @@ pub fn spawn(
                 batch: 0,
             };
             let mut last = Instant::now();
+            let mut last_trim = Instant::now();
             loop {
                 let wait = SEAL_EVERY.saturating_sub(last.elapsed());
                 match rx.recv_timeout(wait) {
@@ -294,6 +295,25 @@ pub fn spawn(
                     w.seal();
                     last = Instant::now();
                 }
+                if last_trim.elapsed() >= TRIM_EVERY {
+                    trim_heap();
+                    last_trim = Instant::now();
+                }
             }
         })
+}
+
+/// How often the writer hands freed heap back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Records are allocated on the consumer thread and freed here; glibc keeps
+/// what another thread freed in this thread's arena, which then creeps up
+/// over hours of recording. Giving the free pages back keeps RSS flat.
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free heap memory; no pointers are
+    // invalidated.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
