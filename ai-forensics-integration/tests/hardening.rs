@@ -492,19 +492,8 @@ fn start_tracer(args: &[&str]) -> std::process::Child {
         .spawn()
         .unwrap();
     let err = c.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut ready = Some(tx);
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if (line.contains("tracing") || line.contains("attached"))
-                && let Some(t) = ready.take()
-            {
-                let _ = t.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("ai-forensics did not report it was tracing");
+    // The "tracing; N syscall specs loaded" line.
+    let _ = read_until_line(err, "tracing", Duration::from_secs(30));
     c
 }
 
@@ -1111,13 +1100,13 @@ fn the_control_plane_is_closed_to_others() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Reads a child's stdout on a thread until it ends; returns once a line
-/// containing `ready` was seen.
-fn collect_lines(
-    mut c: std::process::Child,
+/// Reads `out` on a thread until it ends, collecting every line; returns
+/// once a line containing `ready` was seen (panics after `limit`).
+fn read_until_line(
+    out: impl std::io::Read + Send + 'static,
     ready: &'static str,
-) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let out = c.stdout.take().unwrap();
+    limit: Duration,
+) -> std::thread::JoinHandle<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
         let mut all = String::new();
@@ -1133,9 +1122,9 @@ fn collect_lines(
         }
         all
     });
-    rx.recv_timeout(Duration::from_secs(60))
+    rx.recv_timeout(limit)
         .unwrap_or_else(|_| panic!("no '{ready}' line"));
-    (c, h)
+    h
 }
 
 /// Whether a command is on PATH.
@@ -1225,7 +1214,12 @@ fn other_tracers_and_a_second_instance_lose_nothing_beside_us() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (bt, bt_lines) = collect_lines(bt, "Attaching");
+    let mut bt = bt;
+    let bt_lines = read_until_line(
+        bt.stdout.take().unwrap(),
+        "Attaching",
+        Duration::from_secs(60),
+    );
     // Let perf attach too (it prints no readiness line).
     std::thread::sleep(Duration::from_secs(3));
     use std::io::Write as _;

@@ -79,8 +79,7 @@ pub fn probe(cfg: &Config) -> Result<()> {
             std::os::unix::net::UnixStream::connect(p).map_err(|e| fail(&e))?;
         }
         Endpoint::Http(u) => {
-            let rest = u.strip_prefix("http://").unwrap_or(u);
-            let host = rest.split('/').next().unwrap_or("");
+            let host = authority(u.strip_prefix("http://").unwrap_or(u));
             let addrs: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(host)
                 .map_err(|e| fail(&e))?
                 .collect();
@@ -109,6 +108,11 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// `host:port` of an HTTP URL without its scheme.
+fn authority(rest: &str) -> &str {
+    rest.split('/').next().unwrap_or("")
+}
+
 /// Parses `--analyser`.
 pub fn parse_endpoint(s: &str) -> Result<Endpoint> {
     if let Some(p) = s.strip_prefix("unix:") {
@@ -124,7 +128,7 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint> {
             "--analyser {s}: use http://HOST:PORT/PATH or unix:/PATH"
         ))
     })?;
-    let host = rest.split('/').next().unwrap_or("");
+    let host = authority(rest);
     let (h, port) = host
         .rsplit_once(':')
         .ok_or_else(|| Error::usage(format!("--analyser {s}: missing port")))?;
