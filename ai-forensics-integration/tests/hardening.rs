@@ -977,6 +977,70 @@ fn many_paths_and_fds_do_not_grow_the_tables_without_bound() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A fork storm: 100,000 short-lived children. The kernel's counts are
+/// exact, the process table keeps at most 16,384 exited processes and
+/// counts the rest, and the recorder (summary included) stays bounded.
+#[test]
+fn a_fork_storm_does_not_grow_the_process_tables_without_bound() {
+    require_root();
+    let dir = tempdir("forkstorm");
+    let db = dir.join("s.db");
+    let n: u64 = 100_000;
+    let rec = af_cmd()
+        .args([
+            "run",
+            "--no-live",
+            "--mode",
+            "events",
+            "-e",
+            "all",
+            "--per-process",
+            "--store",
+            db.to_str().unwrap(),
+            "--json",
+            "-o",
+            "/dev/null",
+            "--",
+        ])
+        .arg(workload())
+        .args(["churn", &n.to_string()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let peak = watch_peak_rss(rec.id());
+    let mut rec = rec;
+    let started = Instant::now();
+    assert!(rec.wait().unwrap().success());
+    let wall = started.elapsed();
+    let peak_kib = peak.join().unwrap();
+    let shown = stored_summary(&db);
+    let s = &shown["summary"];
+    assert_eq!(
+        count(s, "clone") + count(s, "clone3"),
+        n,
+        "{}",
+        s["syscalls"]
+    );
+    assert_eq!(count(s, "wait4"), n);
+    let procs = s["processes"].as_array().unwrap();
+    let exited = procs.iter().filter(|p| !p["exit_ns"].is_null()).count();
+    let evicted = s["loss"]["process_table_evictions"].as_u64().unwrap();
+    eprintln!(
+        "fork storm: {n} children in {wall:?}, {} processes kept ({exited} exited), {evicted} forgotten, recorder peak RSS {} MiB",
+        procs.len(),
+        peak_kib / 1024
+    );
+    assert!(exited <= 16_384, "{exited} exited processes kept");
+    // The workload and its children: every one kept or counted.
+    assert_eq!(procs.len() as u64 + evicted, n + 1);
+    assert!(
+        peak_kib < 256 * 1024,
+        "recorder peak RSS {} MiB",
+        peak_kib / 1024
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn a_process_mimicking_the_tracer_is_still_traced_and_attributed() {
     require_root();

@@ -11,7 +11,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | spin-open MS PATH... | \
          dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS [SPIN_MS] | \
-         timed getppid|read-zero N CPU | mimic NAME N | open-many N DIR | dup-many N>"
+         timed getppid|read-zero N CPU | mimic NAME N | open-many N DIR | dup-many N | churn N>"
     );
     exit(2)
 }
@@ -101,6 +101,16 @@ fn fork_child(f: impl FnOnce()) -> i32 {
         unsafe { libc::_exit(0) };
     }
     pid
+}
+
+/// N short-lived children, one after another: each is forked, exits at
+/// once and is reaped.
+fn churn(n: u64) {
+    for _ in 0..n {
+        let pid = fork_child(|| {});
+        // SAFETY: reaping our own child; no status wanted.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
 }
 
 fn wait_all() {
@@ -332,6 +342,7 @@ fn main() {
         "mix" => mix(num(args.get(2)), args.get(3).map_or("/tmp", String::as_str)),
         "tree" => tree(num(args.get(2))),
         "orphan" => orphan(num(args.get(2))),
+        "churn" => churn(num(args.get(2))),
         "open" => open_paths(&args[2..]),
         "spin-open" => {
             // Spins MS milliseconds (no syscalls), then opens the paths.

@@ -1,7 +1,7 @@
 //! What the workload did, from the event stream: files (opens, bytes read
 //! and written, bytes mapped), memory (heap break, mappings), futex waits,
 //! and network endpoints. Pure: fed decoded syscalls and the fd tables.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Value, json};
 
@@ -101,11 +101,17 @@ pub struct Activity {
     pub futex: FutexStats,
     /// By endpoint text.
     pub endpoints: BTreeMap<String, EndpointStats>,
-    /// Files or endpoints summed under the overflow key.
+    /// Files or endpoints summed under the overflow key, and processes
+    /// whose memory counters were dropped by the bound.
     pub overflowed: u64,
+    /// Processes with memory counters that exited, oldest first: the first
+    /// to be dropped when the table is full.
+    exited: VecDeque<u32>,
 }
 
 const LARGEST: usize = 5;
+/// Processes with memory counters.
+const MAX_MEMORY_PROCS: usize = 16_384;
 
 impl Activity {
     fn file(&mut self, path: &[u8], ts: u64) -> &mut FileStats {
@@ -121,6 +127,33 @@ impl Activity {
         }
         f.last_ns = ts;
         f
+    }
+
+    /// The memory counters of `pid`. When the table is full the process
+    /// that exited first makes room; with every process alive, the new one
+    /// is not counted (`overflowed`).
+    fn mem(&mut self, pid: u32) -> Option<&mut MemStats> {
+        while self.memory.len() >= MAX_MEMORY_PROCS && !self.memory.contains_key(&pid) {
+            let Some(old) = self.exited.pop_front() else {
+                self.overflowed += 1;
+                return None;
+            };
+            if self.memory.remove(&old).is_some() {
+                self.overflowed += 1;
+            }
+        }
+        Some(self.memory.entry(pid).or_default())
+    }
+
+    /// A process exited: its memory counters stay for the summary, first in
+    /// line to be dropped when the table is full.
+    pub fn exited(&mut self, pid: u32) {
+        if self.memory.contains_key(&pid) {
+            self.exited.push_back(pid);
+            if self.exited.len() > MAX_MEMORY_PROCS {
+                self.exited.pop_front();
+            }
+        }
     }
 
     fn endpoint(&mut self, ep: String) -> &mut EndpointStats {
@@ -207,20 +240,24 @@ impl Activity {
                 if let Some(p) = &file {
                     self.file(p, s.ts_ns).bytes_mapped += len;
                 }
-                let m = self.memory.entry(s.tgid).or_default();
-                m.maps += 1;
-                m.mapped_total += len;
-                m.largest.push((len, file, a[2]));
-                m.largest.sort_by_key(|x| std::cmp::Reverse(x.0));
-                m.largest.truncate(LARGEST);
+                if let Some(m) = self.mem(s.tgid) {
+                    m.maps += 1;
+                    m.mapped_total += len;
+                    m.largest.push((len, file, a[2]));
+                    m.largest.sort_by_key(|x| std::cmp::Reverse(x.0));
+                    m.largest.truncate(LARGEST);
+                }
             }
             "munmap" if ok => {
-                self.memory.entry(s.tgid).or_default().unmapped_total += a[1];
+                if let Some(m) = self.mem(s.tgid) {
+                    m.unmapped_total += a[1];
+                }
             }
             "brk" => {
-                let m = self.memory.entry(s.tgid).or_default();
                 let now = s.ret as u64;
-                if now != 0 {
+                if now != 0
+                    && let Some(m) = self.mem(s.tgid)
+                {
                     m.brk_start = Some(m.brk_start.map_or(now, |b| b.min(now)));
                     m.brk_max = m.brk_max.max(now);
                     m.brk_now = now;
@@ -333,6 +370,29 @@ mod tests {
             panic!()
         };
         s
+    }
+
+    /// Memory counters of exited processes make room for new ones, oldest
+    /// exit first; with everyone alive the table stops growing and counts.
+    #[test]
+    fn memory_table_is_bounded() {
+        let fds = FdTables::default();
+        let mut a = Activity::default();
+        let brk = |pid: u32| {
+            let mut s = sys("brk", 0x5000, [0; 6], b"");
+            s.tgid = pid;
+            s.tid = pid;
+            s
+        };
+        for pid in 1..=MAX_MEMORY_PROCS as u32 {
+            a.apply(&brk(pid), &fds);
+            a.exited(pid);
+        }
+        a.apply(&brk(1_000_000), &fds);
+        assert_eq!(a.memory.len(), MAX_MEMORY_PROCS);
+        assert!(!a.memory.contains_key(&1) && a.memory.contains_key(&2));
+        assert!(a.memory.contains_key(&1_000_000));
+        assert_eq!(a.overflowed, 1);
     }
 
     #[test]

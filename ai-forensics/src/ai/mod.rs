@@ -333,29 +333,25 @@ impl AiState {
         let mut phases = serde_json::Map::new();
         let mut classes = serde_json::Map::new();
         let mut roles = serde_json::Map::new();
-        let ai_pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+        // Artefact traffic by the process that opened it, in one pass (a
+        // lookup per process, not a scan: runs can retain 65,536 processes).
+        let mut traffic: BTreeMap<u32, (u64, u64, u64)> = BTreeMap::new();
+        for a in self.artefacts.by_path.values() {
+            let t = traffic.entry(a.opener).or_default();
+            match a.kind {
+                Kind::Checkpoint => t.0 += a.bytes_written,
+                Kind::Weights => t.1 += a.bytes_read + a.bytes_mapped,
+                Kind::Dataset => t.2 += a.bytes_read,
+                _ => {}
+            }
+        }
         for p in procs.iter() {
             let tl = self.phases.timeline(p.pid);
-            let (mut ckpt, mut weights, mut data) = (0, 0, 0);
-            for a in self
-                .artefacts
-                .by_path
-                .values()
-                .filter(|a| a.opener == p.pid)
-            {
-                match a.kind {
-                    Kind::Checkpoint => ckpt += a.bytes_written,
-                    Kind::Weights => weights += a.bytes_read + a.bytes_mapped,
-                    Kind::Dataset => data += a.bytes_read,
-                    _ => {}
-                }
-            }
+            let (ckpt, weights, data) = traffic.get(&p.pid).copied().unwrap_or_default();
             let c = phases::classify(&tl, ckpt, weights, data);
             let parent = p.ppid.and_then(|pp| procs.get(pp));
             let parent_ai = parent.is_some_and(|pp| {
-                ai_pids.contains(&pp.pid)
-                    && (self.artefacts.by_path.values().any(|a| a.opener == pp.pid)
-                        || self.roles.contains_key(&pp.pid))
+                traffic.contains_key(&pp.pid) || self.roles.contains_key(&pp.pid)
             });
             let same_exe = parent.is_some_and(|pp| pp.exe == p.exe);
             let execed = parent.is_some_and(|pp| pp.exe != p.exe);

@@ -1,6 +1,6 @@
 //! Human tables: the live per-syscall view and the final summary (in the
 //! layout of `strace -c`, plus latency columns).
-use std::fmt::Write as _;
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use crate::{
     aggregate::{activity::Activity, syscalls::Row},
@@ -245,18 +245,45 @@ pub fn activity(a: &Activity, top: usize) -> String {
 /// The process tree, one line per process, children indented under parents.
 #[must_use]
 pub fn process_tree(procs: &Processes, counts: &dyn Fn(u32) -> Option<(u64, u64)>) -> String {
+    process_tree_limited(procs, counts, TREE_LINES)
+}
+
+/// Processes the text tree shows; the rest are counted (they are all in the
+/// JSON summary and the store).
+pub const TREE_LINES: usize = 500;
+
+/// The process tree, at most `limit` lines. Children are indexed once, so
+/// the cost is linear in the number of processes.
+#[must_use]
+pub fn process_tree_limited(
+    procs: &Processes,
+    counts: &dyn Fn(u32) -> Option<(u64, u64)>,
+    limit: usize,
+) -> String {
     let mut out = String::new();
-    let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
-    let roots: Vec<u32> = procs
-        .iter()
-        .filter(|p| p.ppid.is_none_or(|pp| !pids.contains(&pp)))
-        .map(|p| p.pid)
-        .collect();
+    let mut kids: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut roots = Vec::new();
+    let mut total = 0usize;
+    for p in procs.iter() {
+        total += 1;
+        match p.ppid.filter(|pp| *pp != p.pid && procs.get(*pp).is_some()) {
+            Some(pp) => kids.entry(pp).or_default().push(p.pid),
+            None => roots.push(p.pid),
+        }
+    }
     let mut stack: Vec<(u32, usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
     let mut seen = std::collections::BTreeSet::new();
     while let Some((pid, depth)) = stack.pop() {
         if !seen.insert(pid) {
             continue;
+        }
+        if seen.len() > limit {
+            let _ = writeln!(
+                out,
+                "... {} more processes (all are in the JSON summary and the store)",
+                total - limit
+            );
+            break;
         }
         let Some(p) = procs.get(pid) else { continue };
         let exe = p.exe.as_deref().map_or_else(String::new, escape::escape);
@@ -274,14 +301,9 @@ pub fn process_tree(procs: &Processes, counts: &dyn Fn(u32) -> Option<(u64, u64)
             p.threads.len(),
             indent = depth * 2
         );
-        let mut kids: Vec<u32> = procs
-            .iter()
-            .filter(|c| c.ppid == Some(pid) && c.pid != pid)
-            .map(|c| c.pid)
-            .collect();
-        kids.sort_unstable();
-        for k in kids.into_iter().rev() {
-            stack.push((k, depth + 1));
+        // Children in pid order (procs iterate by pid already).
+        for k in kids.get(&pid).into_iter().flatten().rev() {
+            stack.push((*k, depth + 1));
         }
     }
     out
@@ -290,6 +312,39 @@ pub fn process_tree(procs: &Processes, counts: &dyn Fn(u32) -> Option<(u64, u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wide tree of 65,536 processes (the table's bound) is listed in
+    /// linear time and cut at `TREE_LINES`, with the rest counted.
+    #[test]
+    fn big_trees_are_cut_and_fast() {
+        use crate::decode::Fork;
+        let mut ps = Processes::default();
+        for child in 2..=65_536u32 {
+            ps.fork(&Fork {
+                ts_ns: 1,
+                tgid: 1,
+                tid: 1,
+                child_tid: child,
+                child_tgid: child,
+                tree: 1,
+                comm: b"w\x1b[31m".to_vec(),
+            });
+        }
+        let started = std::time::Instant::now();
+        let t = process_tree(&ps, &|_| Some((3, 0)));
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), TREE_LINES + 1);
+        assert!(lines[0].starts_with("2 "), "{}", lines[0]);
+        assert_eq!(
+            lines[TREE_LINES],
+            format!(
+                "... {} more processes (all are in the JSON summary and the store)",
+                65_535 - TREE_LINES
+            )
+        );
+        assert!(!t.contains('\x1b'));
+    }
 
     #[test]
     fn table_has_totals() {

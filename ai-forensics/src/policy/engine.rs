@@ -151,6 +151,39 @@ impl Engine {
         &self.rules
     }
 
+    /// A process exited: what the engine held for it alone (its identity,
+    /// per-process windows and pending sequences, repeat suppression) is
+    /// dropped, so a workload that churns processes cannot grow the engine.
+    /// Per-tree state stays with the tree.
+    pub fn exited(&mut self, pid: u32) {
+        self.procs.remove(&pid);
+        for (i, rule) in self.rules.rules.iter().enumerate() {
+            self.last.remove(&(i, pid));
+            if rule.threshold.is_some_and(|t| t.per == Scope::Process) {
+                self.windows.remove(&(i, pid));
+            }
+            if rule
+                .then
+                .as_ref()
+                .is_some_and(|t| t.scope == Scope::Process)
+            {
+                self.armed.remove(&(i, pid));
+            }
+        }
+    }
+
+    /// Held state, for tests: processes, windows, pending sequences, repeat
+    /// stamps.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize, usize, usize) {
+        (
+            self.procs.len(),
+            self.windows.len(),
+            self.armed.len(),
+            self.last.len(),
+        )
+    }
+
     /// Records (or updates) what is known about a process.
     pub fn observe(&mut self, pid: u32, mut info: ProcInfo) {
         if self.procs.len() >= MAX_PROCS
@@ -568,6 +601,41 @@ rules:
                 .len(),
             1
         );
+    }
+
+    /// 10,000 processes that each arm a per-process sequence and trip a
+    /// plain rule leave nothing behind once they exit; a per-tree window
+    /// stays with its tree.
+    #[test]
+    fn exited_processes_leave_no_state() {
+        let mut e = Engine::new(Rules::parse("t", RULES).unwrap());
+        let none = args(&[]);
+        for pid in 100..10_100u32 {
+            e.observe(pid, ProcInfo::default());
+            let mut r = ev(
+                u64::from(pid),
+                1.0,
+                "read",
+                Some("/m/w.safetensors"),
+                &none,
+                2000,
+            );
+            r.pid = pid;
+            assert!(e.on_event(&r).is_empty());
+            let mut x = ev(u64::from(pid), 1.0, "execve", Some("/bin/sh"), &none, 0);
+            x.pid = pid;
+            e.on_event(&x);
+            let mut u = ev(u64::from(pid), 1.0, "unlink", Some("/x"), &none, 0);
+            u.pid = pid;
+            e.on_event(&u);
+            e.exited(pid);
+        }
+        let (procs, windows, armed, last) = e.held();
+        assert_eq!((procs, last), (0, 0));
+        // The exfil sequence's second part and the unlink threshold count
+        // per tree: one entry each, still there for the tree; the read
+        // threshold's per-process windows are gone.
+        assert_eq!((windows, armed), (1, 1));
     }
 
     #[test]

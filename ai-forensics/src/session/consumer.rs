@@ -329,7 +329,10 @@ impl Consumer {
                 }
             }
         }
-        let batch = std::mem::take(&mut store.pending);
+        // The next batch starts at this one's size: no regrowing (and no
+        // trail of freed smaller buffers) on every batch.
+        let cap = store.pending.len();
+        let batch = std::mem::replace(&mut store.pending, Vec::with_capacity(cap));
         match store.tx.try_send(StoreMsg::Records(batch)) {
             Ok(()) => {}
             Err(TrySendError::Full(StoreMsg::Records(mut b))) => {
@@ -375,7 +378,7 @@ impl Consumer {
     }
 
     /// Writes a record that is not about one process (summary, marker).
-    pub fn write_record(&mut self, kind: &'static str, detail: Value) {
+    pub fn write_record<D: serde::Serialize>(&mut self, kind: &'static str, detail: D) {
         let l = json::line(
             &self.ctx(),
             self.seq,
@@ -580,6 +583,10 @@ impl Consumer {
                     if let Some(ai) = &mut self.ai {
                         ai.on_exit(e.tgid);
                     }
+                    if let Some(p) = &mut self.policy {
+                        p.engine.exited(e.tgid);
+                    }
+                    self.activity.exited(e.tgid);
                 }
                 if self.emitting() {
                     let line = json::exit(&self.ctx(), self.seq, &e);
@@ -773,7 +780,10 @@ impl Consumer {
         {
             // The writer is alive and draining: wait for room rather than lose
             // the end of the record.
-            let batch = std::mem::take(&mut store.pending);
+            // The next batch starts at this one's size: no regrowing (and no
+            // trail of freed smaller buffers) on every batch.
+            let cap = store.pending.len();
+            let batch = std::mem::replace(&mut store.pending, Vec::with_capacity(cap));
             let _ = store.tx.send(StoreMsg::Records(batch));
         }
         self.store = None;

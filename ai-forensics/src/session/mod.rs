@@ -500,8 +500,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             })
         },
     };
-    let detail = report.json(&consumer);
-    consumer.write_record("summary", detail.clone());
+    // Serialised once: the stream's record and the store's session row.
+    let detail = serde_json::value::to_raw_value(&report.json(&consumer))
+        .map_err(|e| Error::Runtime(format!("serialising the summary: {e}")))?;
+    consumer.write_record("summary", &detail);
     // Exporters deliver what they still hold (bounded), then report.
     if !consumer.exporters.list.is_empty() || consumer.retired.lock().is_ok_and(|r| !r.is_empty()) {
         let finished = std::mem::take(&mut consumer.exporters).finish(EXPORT_GRACE);
@@ -569,8 +571,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 status,
                 ended_ns: ended,
                 ended_at: consumer.clock.rfc3339(ended),
-                exit_status: detail["exit_status"].clone(),
-                summary: &detail,
+                exit_status: summary::status_json(child_status),
+                summary: detail.get(),
                 rows: &rows,
                 procs: &consumer.procs,
                 per_process: &|pid| totals.get(&pid).copied(),

@@ -2,13 +2,17 @@
 use std::{collections::BTreeMap, fmt::Write as _, io::Write as _};
 
 use ai_forensics_common::{ProcKey, ProcStat, SyscallStat, drop};
+use serde::{Serialize, Serializer, ser::SerializeSeq as _};
 use serde_json::{Value, json};
 
 use super::{
     consumer::{Consumer, Shared},
     options::{Mode, Options},
 };
-use crate::{aggregate::syscalls, loader::Probes, output::table, syscall::table as systable};
+use crate::{
+    aggregate::syscalls, loader::Probes, output::table, state::procs::Processes,
+    syscall::table as systable,
+};
 
 /// Per-thread, per-syscall totals from the kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +124,52 @@ pub struct StoreReport {
     pub flight_untriggered: bool,
 }
 
-fn status_json(st: Option<i32>) -> Value {
+/// The summary record's detail: small parts as JSON, the per-process and
+/// per-thread lists serialised one element at a time.
+#[derive(Serialize)]
+pub struct Detail<'a> {
+    #[serde(flatten)]
+    head: Value,
+    processes: ProcessList<'a>,
+    per_thread: ThreadList<'a>,
+    ai: Option<&'a Value>,
+}
+
+/// Every retained process, one at a time.
+struct ProcessList<'a>(&'a Processes);
+
+impl Serialize for ProcessList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(crate::state::procs::Process::json))
+    }
+}
+
+/// Per-thread syscall totals (rows sorted by pid, tid, syscall), one thread
+/// at a time.
+struct ThreadList<'a>(&'a [ThreadRow]);
+
+impl Serialize for ThreadList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for t in self.0.chunk_by(|a, b| (a.pid, a.tid) == (b.pid, b.tid)) {
+            let by_name: BTreeMap<String, Value> = t
+                .iter()
+                .map(|r| {
+                    (
+                        systable::display_name(r.nr),
+                        json!({"count": r.count, "errors": r.errors, "total_ns": r.total_ns}),
+                    )
+                })
+                .collect();
+            seq.serialize_element(&json!({"pid": t[0].pid, "tid": t[0].tid, "syscalls": by_name}))?;
+        }
+        seq.end()
+    }
+}
+
+/// The launched command's wait status as JSON (`exited` or `signaled`).
+#[must_use]
+pub fn status_json(st: Option<i32>) -> Value {
     match st {
         Some(s) if libc::WIFEXITED(s) => json!({"exited": libc::WEXITSTATUS(s)}),
         Some(s) if libc::WIFSIGNALED(s) => json!({"signaled": libc::WTERMSIG(s)}),
@@ -133,9 +182,11 @@ impl Report<'_> {
         self.drops[drop::RINGBUF_FULL as usize] + self.drops[drop::WATCH_RINGBUF_FULL as usize]
     }
 
-    /// The `summary` JSON record's detail.
+    /// The `summary` JSON record's detail. The lists that grow with the
+    /// number of processes and threads are written straight from the
+    /// session's tables when it is serialised, not built as JSON first.
     #[must_use]
-    pub fn json(&self, c: &Consumer) -> Value {
+    pub fn json<'a>(&'a self, c: &'a Consumer) -> Detail<'a> {
         let rows = syscalls::rows(self.stats);
         let drops: BTreeMap<&str, u64> = DROP_NAMES
             .iter()
@@ -143,25 +194,12 @@ impl Report<'_> {
             .filter(|(n, _)| !n.starts_with("reserved"))
             .map(|(n, v)| (*n, *v))
             .collect();
-        let mut per_thread: Vec<Value> = Vec::new();
-        let mut by_thread: BTreeMap<(u32, u32), BTreeMap<String, Value>> = BTreeMap::new();
-        for r in self.per_thread {
-            by_thread.entry((r.pid, r.tid)).or_default().insert(
-                systable::display_name(r.nr),
-                json!({"count": r.count, "errors": r.errors, "total_ns": r.total_ns}),
-            );
-        }
-        for ((pid, tid), m) in by_thread {
-            per_thread.push(json!({"pid": pid, "tid": tid, "syscalls": m}));
-        }
-        json!({
+        let head = json!({
             "elapsed_ns": self.elapsed_ns,
             "syscalls": rows,
             "total_calls": rows.iter().map(|r| r.count).sum::<u64>(),
             "total_errors": rows.iter().map(|r| r.errors).sum::<u64>(),
             "activity": (self.opts.mode == Mode::Events).then(|| c.activity.json(self.opts.top)),
-            "processes": c.procs.iter().map(crate::state::procs::Process::json).collect::<Vec<_>>(),
-            "per_thread": per_thread,
             "records": self.reader_records,
             "loss": {
                 "kernel_drops": drops,
@@ -179,8 +217,13 @@ impl Report<'_> {
             },
             "exit_status": status_json(self.child_status),
             "policy": self.policy,
-            "ai": self.ai,
-        })
+        });
+        Detail {
+            head,
+            processes: ProcessList(&c.procs),
+            per_thread: ThreadList(self.per_thread),
+            ai: self.ai.as_ref(),
+        }
     }
 
     /// The text summary.

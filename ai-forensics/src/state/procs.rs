@@ -3,7 +3,7 @@
 //! Filled from `/proc` at attach time and from the kernel's fork, exec and
 //! exit records afterwards, so short-lived processes keep an identity even
 //! when `/proc` no longer has them. Bounded like the fd tables.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::{Value, json};
 
@@ -14,6 +14,10 @@ use crate::{
 
 /// Most processes remembered (exited ones are forgotten first).
 pub const MAX_PROCESSES: usize = 65_536;
+/// Most exited processes remembered for the summary; the oldest exits are
+/// forgotten first (counted; their fork, exec and exit records are in the
+/// stream and the store).
+pub const MAX_EXITED: usize = 16_384;
 
 /// How the process came under tracing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +139,10 @@ impl Process {
 pub struct Processes {
     map: BTreeMap<u32, Process>,
     live: BTreeSet<u32>,
-    /// Processes forgotten because of the bound.
+    /// Exits in the order they came, `(pid, exit time)`: which exited
+    /// process to forget next, without a scan.
+    exited: VecDeque<(u32, u64)>,
+    /// Processes forgotten because of the bounds.
     pub evicted: u64,
 }
 
@@ -174,19 +181,39 @@ impl Processes {
     }
 
     fn make_room(&mut self) {
-        if self.map.len() < MAX_PROCESSES {
+        if self.map.len() < MAX_PROCESSES || self.forget_oldest_exited() {
             return;
         }
-        let victim = self
-            .map
-            .values()
-            .filter(|p| p.exit_ns.is_some())
-            .min_by_key(|p| p.exit_ns)
-            .map(|p| p.pid);
-        if let Some(v) = victim.or_else(|| self.map.keys().next().copied()) {
+        // Every remembered process is alive: the lowest pid goes.
+        if let Some(v) = self.map.keys().next().copied() {
             self.map.remove(&v);
             self.live.remove(&v);
             self.evicted += 1;
+        }
+    }
+
+    /// Forgets the process that exited first. An entry whose pid was reused
+    /// since (the table holds another process now) is skipped.
+    fn forget_oldest_exited(&mut self) -> bool {
+        while let Some((pid, ts)) = self.exited.pop_front() {
+            if self
+                .map
+                .get(&pid)
+                .is_some_and(|p| p.exit_ns == Some(ts) && !self.live.contains(&pid))
+            {
+                self.map.remove(&pid);
+                self.evicted += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// A process ended at `ts`: queued to be forgotten in exit order.
+    fn exited_at(&mut self, pid: u32, ts: u64) {
+        self.exited.push_back((pid, ts));
+        while self.exited.len() > MAX_EXITED {
+            self.forget_oldest_exited();
         }
     }
 
@@ -277,14 +304,21 @@ impl Processes {
 
     /// An exit record. Returns true when the whole process is gone.
     pub fn exit(&mut self, e: &Exit) -> bool {
+        let mut ended = false;
         if let Some(p) = self.map.get_mut(&e.tgid) {
-            p.threads.insert(e.tid);
+            if p.threads.len() < 65_536 {
+                p.threads.insert(e.tid);
+            }
             if e.group_dead {
                 p.exit_ns = Some(e.ts_ns);
+                ended = true;
             }
         }
         if e.group_dead {
             self.live.remove(&e.tgid);
+        }
+        if ended {
+            self.exited_at(e.tgid, e.ts_ns);
         }
         e.group_dead
     }
@@ -316,7 +350,11 @@ impl Processes {
                 && proc_.exit_ns.is_none()
             {
                 proc_.exit_ns = Some(now_ns);
+                self.exited.push_back((*p, now_ns));
             }
+        }
+        while self.exited.len() > MAX_EXITED {
+            self.forget_oldest_exited();
         }
         gone.len()
     }
@@ -365,5 +403,42 @@ mod tests {
         assert!(ps.exit(&exit));
         assert!(!ps.live().contains(&4_000_001));
         assert_eq!(ps.get(4_000_001).unwrap().exit_ns, Some(20));
+    }
+
+    /// Exited processes are forgotten oldest first past `MAX_EXITED`, and
+    /// a pid reused by a live process is not forgotten with the old one.
+    #[test]
+    fn exited_are_bounded_in_exit_order() {
+        let mut ps = Processes::default();
+        let n = MAX_EXITED as u32 + 100;
+        let exit = |pid: u32, ts: u64| Exit {
+            ts_ns: ts,
+            tgid: pid,
+            tid: pid,
+            tree: 1,
+            group_dead: true,
+            comm: vec![],
+        };
+        for pid in 2..2 + n {
+            ps.fork(&fork(1, pid, pid));
+        }
+        // pid 2 exits first, then is reused by a live process.
+        ps.exit(&exit(2, 1));
+        ps.fork(&fork(1, 2, 2));
+        for pid in 3..2 + n {
+            ps.exit(&exit(pid, u64::from(pid)));
+        }
+        assert_eq!(
+            ps.iter().filter(|p| p.exit_ns.is_some()).count(),
+            MAX_EXITED
+        );
+        assert!(
+            ps.get(2).is_some_and(|p| p.exit_ns.is_none()),
+            "the reused pid stays"
+        );
+        // The first exits were forgotten, the last kept.
+        assert!(ps.get(3).is_none());
+        assert!(ps.get(n + 1).is_some());
+        assert_eq!(ps.evicted, u64::from(n) - 1 - MAX_EXITED as u64);
     }
 }

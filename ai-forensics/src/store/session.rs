@@ -33,7 +33,7 @@ pub struct Finish<'a> {
     /// The workload's exit status (JSON).
     pub exit_status: Value,
     /// The summary record's detail.
-    pub summary: &'a Value,
+    pub summary: &'a str,
     /// Exact per-syscall rows.
     pub rows: &'a [Row],
     /// Processes.
@@ -188,7 +188,7 @@ impl Store {
                     f.ended_ns as i64,
                     f.ended_at,
                     f.exit_status.to_string(),
-                    f.summary.to_string(),
+                    f.summary,
                     f.final_digest,
                     f.batches as i64,
                     f.events as i64,
