@@ -309,6 +309,14 @@ impl Consumer {
     fn flush_store(&mut self) {
         let Some(store) = &mut self.store else { return };
         store.last_flush = Instant::now();
+        // Processes the table forgot go to the store's processes table.
+        let spilled = self.procs.take_spilled();
+        if !spilled.is_empty()
+            && let Err(TrySendError::Full(StoreMsg::Processes(back))) =
+                store.tx.try_send(StoreMsg::Processes(spilled))
+        {
+            self.procs.unspill(back);
+        }
         if store.pending.is_empty() {
             return;
         }
@@ -780,11 +788,14 @@ impl Consumer {
         {
             // The writer is alive and draining: wait for room rather than lose
             // the end of the record.
-            // The next batch starts at this one's size: no regrowing (and no
-            // trail of freed smaller buffers) on every batch.
-            let cap = store.pending.len();
-            let batch = std::mem::replace(&mut store.pending, Vec::with_capacity(cap));
+            let batch = std::mem::take(&mut store.pending);
             let _ = store.tx.send(StoreMsg::Records(batch));
+        }
+        if let Some(store) = &self.store {
+            let spilled = self.procs.take_spilled();
+            if !spilled.is_empty() {
+                let _ = store.tx.send(StoreMsg::Processes(spilled));
+            }
         }
         self.store = None;
     }

@@ -62,6 +62,8 @@ pub struct Outcome {
 /// Messages (of up to 4096 records each) queued for the store writer: a
 /// bound on the memory a slow disk can make the recorder hold.
 const STORE_QUEUE: usize = 12;
+/// Exited processes kept in memory when the store takes the rest.
+const SPILL_KEEP_EXITED: usize = 1024;
 
 /// Longest the exporters get at the end to deliver what they hold.
 const EXPORT_GRACE: Duration = Duration::from_secs(5);
@@ -169,9 +171,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     // bound what a slow consumer makes the recorder hold (a few MB); past
     // that the ring buffer fills and the kernel counts what it drops.
     let (tx, rx) = mpsc::sync_channel::<Msg>(RING_QUEUE);
+    // With a store, exited processes past the last 1024 go to its
+    // processes table as they are forgotten: memory stays flat under any
+    // process churn and the store still lists every process.
+    let mut procs = Processes::default();
+    if store_link.is_some() {
+        procs.spill_to_store(SPILL_KEEP_EXITED);
+    }
     let mut consumer = Consumer {
         clock,
-        procs: Processes::default(),
+        procs,
         fds: FdTables::default(),
         activity: Activity::default(),
         selection: opts.selection.clone(),
@@ -575,7 +584,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 summary: detail.get(),
                 rows: &rows,
                 procs: &consumer.procs,
-                per_process: &|pid| totals.get(&pid).copied(),
+                spilled: consumer.procs.spilled,
+                per_process: &totals,
                 activity: (opts.mode == Mode::Events).then_some(&consumer.activity),
                 final_digest: hex::encode(ws.last_digest),
                 batches: ws.batches,

@@ -201,6 +201,7 @@ impl Report<'_> {
             "total_errors": rows.iter().map(|r| r.errors).sum::<u64>(),
             "activity": (self.opts.mode == Mode::Events).then(|| c.activity.json(self.opts.top)),
             "records": self.reader_records,
+            "processes_only_in_store": c.procs.spilled,
             "loss": {
                 "kernel_drops": drops,
                 "lost_events": self.lost_total(),

@@ -142,9 +142,20 @@ pub struct Processes {
     /// Exits in the order they came, `(pid, exit time)`: which exited
     /// process to forget next, without a scan.
     exited: VecDeque<(u32, u64)>,
-    /// Processes forgotten because of the bounds.
+    /// Exited processes kept in memory when a store takes the rest (see
+    /// [`Processes::spill_to_store`]); `MAX_EXITED` otherwise.
+    keep_exited: Option<usize>,
+    /// Forgotten processes waiting to be written to the store.
+    spill: Option<Vec<Process>>,
+    /// Processes forgotten because of the bounds (in no table any more).
     pub evicted: u64,
+    /// Processes handed to the store when forgotten from memory.
+    pub spilled: u64,
 }
+
+/// Forgotten processes waiting for the store, at most (the writer is
+/// behind when this fills; further ones are then only counted).
+const MAX_SPILL: usize = 65_536;
 
 impl Processes {
     /// The process with id `pid`.
@@ -180,15 +191,48 @@ impl Processes {
         self.map.get(&pid).map(|p| p.tree)
     }
 
+    /// With a store: exited processes past `keep` are handed to it (taken
+    /// with [`Processes::take_spilled`]) instead of being forgotten, so the
+    /// store's processes table lists every process while memory holds a
+    /// bounded few.
+    pub fn spill_to_store(&mut self, keep: usize) {
+        self.keep_exited = Some(keep.min(MAX_EXITED));
+        self.spill = Some(Vec::new());
+    }
+
+    /// Processes forgotten since the last call, for the store.
+    pub fn take_spilled(&mut self) -> Vec<Process> {
+        self.spill.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Gives the store back processes it could not take now.
+    pub fn unspill(&mut self, mut v: Vec<Process>) {
+        if let Some(s) = &mut self.spill {
+            v.append(s);
+            *s = v;
+        }
+    }
+
+    fn forget(&mut self, p: Process) {
+        match &mut self.spill {
+            Some(s) if s.len() < MAX_SPILL => {
+                s.push(p);
+                self.spilled += 1;
+            }
+            _ => self.evicted += 1,
+        }
+    }
+
     fn make_room(&mut self) {
         if self.map.len() < MAX_PROCESSES || self.forget_oldest_exited() {
             return;
         }
         // Every remembered process is alive: the lowest pid goes.
         if let Some(v) = self.map.keys().next().copied() {
-            self.map.remove(&v);
             self.live.remove(&v);
-            self.evicted += 1;
+            if let Some(p) = self.map.remove(&v) {
+                self.forget(p);
+            }
         }
     }
 
@@ -200,9 +244,9 @@ impl Processes {
                 .map
                 .get(&pid)
                 .is_some_and(|p| p.exit_ns == Some(ts) && !self.live.contains(&pid))
+                && let Some(p) = self.map.remove(&pid)
             {
-                self.map.remove(&pid);
-                self.evicted += 1;
+                self.forget(p);
                 return true;
             }
         }
@@ -212,7 +256,12 @@ impl Processes {
     /// A process ended at `ts`: queued to be forgotten in exit order.
     fn exited_at(&mut self, pid: u32, ts: u64) {
         self.exited.push_back((pid, ts));
-        while self.exited.len() > MAX_EXITED {
+        self.trim_exited();
+    }
+
+    fn trim_exited(&mut self) {
+        let keep = self.keep_exited.unwrap_or(MAX_EXITED);
+        while self.exited.len() > keep {
             self.forget_oldest_exited();
         }
     }
@@ -353,9 +402,7 @@ impl Processes {
                 self.exited.push_back((*p, now_ns));
             }
         }
-        while self.exited.len() > MAX_EXITED {
-            self.forget_oldest_exited();
-        }
+        self.trim_exited();
         gone.len()
     }
 }
@@ -403,6 +450,34 @@ mod tests {
         assert!(ps.exit(&exit));
         assert!(!ps.live().contains(&4_000_001));
         assert_eq!(ps.get(4_000_001).unwrap().exit_ns, Some(20));
+    }
+
+    /// With a store, exited processes past the kept few are handed over in
+    /// exit order, and handed back when the store could not take them.
+    #[test]
+    fn spilled_processes_go_to_the_store() {
+        let mut ps = Processes::default();
+        ps.spill_to_store(4);
+        for pid in 10..20u32 {
+            ps.fork(&fork(1, pid, pid));
+            ps.exit(&Exit {
+                ts_ns: u64::from(pid),
+                tgid: pid,
+                tid: pid,
+                tree: 1,
+                group_dead: true,
+                comm: vec![],
+            });
+        }
+        let out = ps.take_spilled();
+        assert_eq!(
+            out.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            (10..16).collect::<Vec<_>>()
+        );
+        assert_eq!((ps.spilled, ps.evicted, ps.iter().count()), (6, 0, 4));
+        ps.unspill(out);
+        assert_eq!(ps.take_spilled().len(), 6);
+        assert!(ps.take_spilled().is_empty());
     }
 
     /// Exited processes are forgotten oldest first past `MAX_EXITED`, and

@@ -1,4 +1,6 @@
 //! A session's row: opened when recording starts, completed when it ends.
+use std::collections::BTreeMap;
+
 use rusqlite::params;
 use serde_json::Value;
 
@@ -7,7 +9,7 @@ use crate::{
     aggregate::{activity::Activity, syscalls::Row},
     decode::escape,
     error::Result,
-    state::procs::Processes,
+    state::procs::{Process, Processes},
 };
 
 /// What is known when a session starts.
@@ -38,8 +40,10 @@ pub struct Finish<'a> {
     pub rows: &'a [Row],
     /// Processes.
     pub procs: &'a Processes,
-    /// Per-process (calls, errors).
-    pub per_process: &'a dyn Fn(u32) -> Option<(u64, u64)>,
+    /// Processes already written during the run.
+    pub spilled: u64,
+    /// Per-process (calls, errors), with `--per-process`.
+    pub per_process: &'a BTreeMap<u32, (u64, u64)>,
     /// Activity (events mode).
     pub activity: Option<&'a Activity>,
     /// Final digest of the chain (hex).
@@ -116,33 +120,41 @@ impl Store {
                 ])
                 .map_err(|e| super::sql_err(&self.path, &e))?;
             }
-            let mut pr = tx
-                .prepare("INSERT INTO processes (session_id, pid, ppid, tree, comm, exe, cmdline, uid, cgroup, container, start_ns, exit_ns, origin, reason, threads, calls, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
+            {
+                let mut pr = tx
+                    .prepare(INSERT_PROCESS)
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
+                for p in f.procs.iter() {
+                    insert_process(&mut pr, id, p, f.per_process.get(&p.pid).copied())
+                        .map_err(|e| super::sql_err(&self.path, &e))?;
+                }
+            }
+            // Processes written during the run (forgotten from memory): their
+            // call counts are known only now; one joined update, not a scan
+            // per process.
+            if f.spilled > 0 && !f.per_process.is_empty() {
+                tx.execute_batch(
+                    "CREATE TEMP TABLE IF NOT EXISTS totals (pid INTEGER PRIMARY KEY, calls INTEGER, errors INTEGER); DELETE FROM temp.totals;",
+                )
                 .map_err(|e| super::sql_err(&self.path, &e))?;
-            for p in f.procs.iter() {
-                let j = p.json();
-                let (calls, errors) = (f.per_process)(p.pid)
-                    .map_or((None, None), |(c, e)| (Some(c as i64), Some(e as i64)));
-                pr.execute(params![
-                    id,
-                    p.pid,
-                    p.ppid,
-                    p.tree,
-                    escape::escape(&p.comm),
-                    p.exe.as_deref().map(escape::escape),
-                    j["cmdline"].to_string(),
-                    p.uid,
-                    j["cgroup"].as_str(),
-                    p.container,
-                    p.start_ns.map(|t| t as i64),
-                    p.exit_ns.map(|t| t as i64),
-                    j["origin"].as_str(),
-                    p.reason,
-                    p.threads.len() as i64,
-                    calls,
-                    errors
-                ])
+                {
+                    let mut t = tx
+                        .prepare("INSERT INTO temp.totals (pid, calls, errors) VALUES (?1, ?2, ?3)")
+                        .map_err(|e| super::sql_err(&self.path, &e))?;
+                    // Every pid: an early row may share its pid with a
+                    // later process still in memory (pids are reused).
+                    for (pid, (c, e)) in f.per_process {
+                        t.execute(params![pid, *c as i64, *e as i64])
+                            .map_err(|e| super::sql_err(&self.path, &e))?;
+                    }
+                }
+                tx.execute(
+                    "UPDATE processes SET calls = t.calls, errors = t.errors FROM temp.totals AS t WHERE processes.session_id = ?1 AND processes.pid = t.pid AND processes.calls IS NULL",
+                    params![id],
+                )
                 .map_err(|e| super::sql_err(&self.path, &e))?;
+                tx.execute_batch("DROP TABLE temp.totals;")
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
             }
             if let Some(a) = f.activity {
                 let mut fi = tx
@@ -199,4 +211,38 @@ impl Store {
         }
         tx.commit().map_err(|e| super::sql_err(&self.path, &e))
     }
+}
+
+/// The processes table's row insert.
+pub const INSERT_PROCESS: &str = "INSERT INTO processes (session_id, pid, ppid, tree, comm, exe, cmdline, uid, cgroup, container, start_ns, exit_ns, origin, reason, threads, calls, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+
+/// Writes one process's row (`calls` = its calls and errors, when known).
+pub fn insert_process(
+    st: &mut rusqlite::Statement<'_>,
+    session: i64,
+    p: &Process,
+    calls: Option<(u64, u64)>,
+) -> rusqlite::Result<()> {
+    let j = p.json();
+    let (calls, errors) = calls.map_or((None, None), |(c, e)| (Some(c as i64), Some(e as i64)));
+    st.execute(params![
+        session,
+        p.pid,
+        p.ppid,
+        p.tree,
+        escape::escape(&p.comm),
+        p.exe.as_deref().map(escape::escape),
+        j["cmdline"].to_string(),
+        p.uid,
+        j["cgroup"].as_str(),
+        p.container,
+        p.start_ns.map(|t| t as i64),
+        p.exit_ns.map(|t| t as i64),
+        j["origin"].as_str(),
+        p.reason,
+        p.threads.len() as i64,
+        calls,
+        errors
+    ])
+    .map(|_| ())
 }

@@ -40,6 +40,9 @@ pub enum StoreMsg {
         /// Last lost record's time.
         last_ts_ns: u64,
     },
+    /// Exited processes the process table forgot: written to the
+    /// processes table now, so the store keeps every process.
+    Processes(Vec<crate::state::procs::Process>),
     /// Per-interval syscall counts for the timeline.
     Timeline {
         /// End of the interval.
@@ -76,6 +79,7 @@ struct Writer {
     gap: u64,
     gap_span: Option<(u64, u64)>,
     timeline: Vec<(u64, String, u64, u64)>,
+    procs: Vec<crate::state::procs::Process>,
     stats: Arc<Mutex<WriterStats>>,
     prev: [u8; 32],
     batch: u64,
@@ -83,7 +87,7 @@ struct Writer {
 
 impl Writer {
     fn seal(&mut self) {
-        if self.pending.is_empty() && self.timeline.is_empty() {
+        if self.pending.is_empty() && self.timeline.is_empty() && self.procs.is_empty() {
             return;
         }
         let r = self.commit();
@@ -112,6 +116,7 @@ impl Writer {
         }
         self.pending.clear();
         self.timeline.clear();
+        self.procs.clear();
     }
 
     fn commit(&mut self) -> rusqlite::Result<Option<[u8; 32]>> {
@@ -126,6 +131,10 @@ impl Writer {
                     *c as i64,
                     *e as i64
                 ])?;
+            }
+            let mut pr = tx.prepare_cached(super::session::INSERT_PROCESS)?;
+            for p in &self.procs {
+                super::session::insert_process(&mut pr, self.session, p, None)?;
             }
         }
         let digest = if self.pending.is_empty() {
@@ -254,6 +263,7 @@ pub fn spawn(
                 gap: 0,
                 gap_span: None,
                 timeline: Vec::new(),
+                procs: Vec::new(),
                 stats,
                 prev: GENESIS,
                 batch: 0,
@@ -281,6 +291,7 @@ pub fn spawn(
                             None => (first_ts_ns, last_ts_ns),
                         });
                     }
+                    Ok(StoreMsg::Processes(mut v)) => w.procs.append(&mut v),
                     Ok(StoreMsg::Timeline { ts_ns, rows }) => {
                         w.timeline
                             .extend(rows.into_iter().map(|(n, c, e)| (ts_ns, n, c, e)));
