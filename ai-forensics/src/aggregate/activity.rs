@@ -145,6 +145,11 @@ impl Activity {
         Some(self.memory.entry(pid).or_default())
     }
 
+    /// The process table let `pid` go: so do its memory counters.
+    pub fn forget(&mut self, pid: u32) {
+        self.memory.remove(&pid);
+    }
+
     /// A process exited: its memory counters stay for the summary, first in
     /// line to be dropped when the table is full.
     pub fn exited(&mut self, pid: u32) {

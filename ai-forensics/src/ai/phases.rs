@@ -359,6 +359,13 @@ impl Phases {
         }
     }
 
+    /// Drops the finished timeline of a process the process table let go.
+    pub fn forget(&mut self, pid: u32) {
+        if let Some(tl) = self.done.remove(&pid) {
+            self.held_phases -= tl.len();
+        }
+    }
+
     /// Folds every open bin and run of `l` into its finished phases.
     fn complete(&mut self, mut l: Live) -> Vec<Phase> {
         for (k, b) in std::mem::take(&mut l.open) {

@@ -595,6 +595,14 @@ impl Consumer {
                         p.engine.exited(e.tgid);
                     }
                     self.activity.exited(e.tgid);
+                    // Processes the table let go take their timelines and
+                    // memory counters with them.
+                    for pid in self.procs.take_forgotten() {
+                        self.activity.forget(pid);
+                        if let Some(ai) = &mut self.ai {
+                            ai.phases.forget(pid);
+                        }
+                    }
                 }
                 if self.emitting() {
                     let line = json::exit(&self.ctx(), self.seq, &e);

@@ -151,6 +151,9 @@ pub struct Processes {
     pub evicted: u64,
     /// Processes handed to the store when forgotten from memory.
     pub spilled: u64,
+    /// Pids let go since the last [`Processes::take_forgotten`]: what other
+    /// tables hold for them (timelines, memory counters) can go too.
+    forgotten: Vec<u32>,
 }
 
 /// Forgotten processes waiting for the store, at most (the writer is
@@ -213,7 +216,15 @@ impl Processes {
         }
     }
 
+    /// Pids let go since the last call.
+    pub fn take_forgotten(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.forgotten)
+    }
+
     fn forget(&mut self, p: Process) {
+        if self.forgotten.len() < MAX_SPILL {
+            self.forgotten.push(p.pid);
+        }
         match &mut self.spill {
             Some(s) if s.len() < MAX_SPILL => {
                 s.push(p);
