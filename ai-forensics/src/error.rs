@@ -39,15 +39,37 @@ pub enum Error {
     Runtime(String),
 }
 
+/// `msg` on one line: control characters (newlines, terminal escapes) that
+/// came in with untrusted input (a rule name, a path, a syscall name) are
+/// written as escapes, so an error is always one line on the terminal and
+/// in logs.
+#[must_use]
+pub fn one_line(msg: &str) -> String {
+    if !msg.chars().any(char::is_control) {
+        return msg.to_owned();
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    for c in msg.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Error {
-    /// A bad-input error.
+    /// A bad-input error (kept to one line).
     pub fn usage(msg: impl Into<String>) -> Self {
-        Self::Usage(msg.into())
+        Self::Usage(one_line(&msg.into()))
     }
 
-    /// An environment error.
+    /// An environment error (kept to one line).
     pub fn env(msg: impl Into<String>) -> Self {
-        Self::Environment(msg.into())
+        Self::Environment(one_line(&msg.into()))
     }
 
     /// An I/O error with context.
@@ -78,6 +100,18 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing the rule parser: a syscall name with a newline in a
+    /// rule file made its error two lines.
+    #[test]
+    fn errors_stay_on_one_line() {
+        let e = Error::usage("rule 'x': unknown syscall 'open\n\u{1b}[31mfake'");
+        assert_eq!(
+            e.to_string(),
+            "rule 'x': unknown syscall 'open\\n\\u{1b}[31mfake'"
+        );
+        assert_eq!(one_line("plain \\d path"), "plain \\d path");
+    }
 
     #[test]
     fn exit_codes() {

@@ -66,7 +66,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ai-forensics: error: {e}");
+            eprintln!(
+                "ai-forensics: error: {}",
+                ai_forensics::error::one_line(&e.to_string())
+            );
             ExitCode::from(e.exit_code())
         }
     }
