@@ -2,7 +2,11 @@
 //! time, seeded with the committed corpus. A crash leaves its input under
 //! `fuzz/artifacts/TARGET/`; copied to `fuzz/regressions/TARGET/` it becomes
 //! a regression test (`ai-forensics/tests/fuzz_regressions.rs`).
-use std::{path::Path, time::Instant};
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    time::Instant,
+};
 
 use anyhow::{Context as _, bail};
 
@@ -69,12 +73,29 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
             .arg("-rss_limit_mb=4096")
             .arg("-max_len=65536")
             .arg("-print_final_stats=1");
-        let ok = c.status().is_ok_and(|s| s.success());
-        let execs = count_files(&corpus);
+        // libFuzzer reports on stderr; it is passed through and its final
+        // execution count kept for the line below.
+        let mut child = c
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("cargo fuzz run")?;
+        let mut executed = None;
+        if let Some(err) = child.stderr.take() {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
+                    executed = n.trim().parse::<u64>().ok();
+                }
+            }
+        }
+        let ok = child.wait().is_ok_and(|s| s.success());
+        let inputs = count_files(&corpus);
         println!(
-            "fuzz {t}: {} after {:.0} s, corpus {execs} inputs",
+            "fuzz {t}: {} in {} s of fuzzing ({:.0} s with the build), {} executions, corpus {inputs} inputs",
             if ok { "no crash" } else { "CRASH" },
-            start.elapsed().as_secs_f64()
+            o.seconds,
+            start.elapsed().as_secs_f64(),
+            executed.map_or_else(|| "?".to_owned(), |n| n.to_string())
         );
         if !ok {
             failed.push(t);
