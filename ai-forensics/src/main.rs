@@ -6,6 +6,15 @@ use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // Buffers of 256 KiB and more (record batches, JSON of whole batches)
+    // get their own mappings, returned on free. glibc would otherwise raise
+    // this threshold after the first such free and carve them from the
+    // heap, where what they leave behind stays resident.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; no thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

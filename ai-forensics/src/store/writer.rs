@@ -322,9 +322,24 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// over hours of recording. Giving the free pages back keeps RSS flat.
 fn trim_heap() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free heap memory; no pointers are
-    // invalidated.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters;
+        // sqlite3_memory_used reads SQLite's; malloc_trim only releases
+        // free heap memory, no pointers are invalidated.
+        let (mi, sqlite) = unsafe { (libc::mallinfo2(), rusqlite::ffi::sqlite3_memory_used()) };
+        // Where a long recording's memory sits: data in use, free memory
+        // the allocator holds, and SQLite's own share of what is in use.
+        tracing::debug!(
+            "store heap: malloc in use {} KiB, free held {} KiB (top {} KiB), mmapped {} KiB; sqlite {} KiB",
+            mi.uordblks / 1024,
+            mi.fordblks / 1024,
+            mi.keepcost / 1024,
+            mi.hblkhd / 1024,
+            sqlite / 1024
+        );
+        // SAFETY: see above.
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
