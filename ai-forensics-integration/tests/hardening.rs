@@ -636,6 +636,69 @@ fn a_reused_pid_is_not_followed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A frozen, empty `run-<pid>-1` cgroup, as a recorder killed while its
+/// workload was stopped leaves behind.
+fn stale_frozen_cgroup(parent: &Path, pid: u32) -> std::path::PathBuf {
+    let d = parent.join(format!("run-{pid}-1"));
+    let _ = std::fs::create_dir_all(&d);
+    std::fs::write(d.join("cgroup.freeze"), "1").unwrap();
+    d
+}
+
+#[test]
+fn a_stale_frozen_cgroup_does_not_freeze_the_next_workload() {
+    require_root();
+    let parent = Path::new("/sys/fs/cgroup/unified/ai-forensics");
+    assert!(
+        parent.parent().unwrap().join("cgroup.procs").is_file(),
+        "cgroup v2 not mounted at {}",
+        parent.parent().unwrap().display()
+    );
+    // A leftover of a recorder that is gone (swept at start), and one with
+    // the very PID the next recorder gets (must not be reused as it is).
+    let free = |from: u32| {
+        (from..from + 1000)
+            .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+            .unwrap()
+    };
+    let gone = stale_frozen_cgroup(parent, free(20_000));
+    let mut done = None;
+    for _ in 0..50 {
+        let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let pid = free(last + 20);
+        let same = stale_frozen_cgroup(parent, pid);
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        // Output to a file: a workload stuck before exec would hold a pipe open.
+        let log = std::env::temp_dir().join(format!("aif-stale-cgroup-{pid}.log"));
+        let c = af_cmd()
+            .args(["run", "--no-live", "--no-store", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let got = c.id();
+        let (code, _) = bounded_output(c, Duration::from_secs(30)).unwrap();
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if code != 0 {
+            let _ = std::fs::write(same.join("cgroup.kill"), "1");
+            panic!("the workload did not finish (exit {code}): {stderr}");
+        }
+        if got == pid {
+            done = Some(same);
+            break;
+        }
+        let _ = std::fs::remove_dir(&same);
+    }
+    let same = done.expect("could not start the recorder with the chosen pid");
+    assert!(!gone.exists(), "a dead recorder's cgroup was not swept");
+    assert!(!same.exists(), "the stale cgroup was left in place");
+}
+
 #[test]
 fn a_full_disk_under_the_store_is_an_error_and_the_counts_survive() {
     require_root();

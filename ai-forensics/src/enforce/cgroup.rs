@@ -17,19 +17,112 @@ pub fn mount_point() -> Option<PathBuf> {
     })
 }
 
-/// Creates `<cgroup2>/ai-forensics/<name>` for a launched workload.
-pub fn create(name: &str) -> Result<PathBuf> {
-    let root = mount_point().ok_or_else(|| Error::env("cgroup v2 is not mounted"))?;
-    let dir = root.join("ai-forensics").join(name);
-    fs::create_dir_all(&dir)
-        .map_err(|e| Error::env(format!("creating cgroup {}: {e}", dir.display())))?;
-    if !dir.join("cgroup.freeze").exists() {
-        return Err(Error::env(format!(
-            "cgroup {} has no freezer (kernel 5.2+ needed)",
-            dir.display()
-        )));
+/// A launched workload's cgroup, `<cgroup2>/ai-forensics/run-<recorder pid>-<tree>`.
+/// Dropping it removes the directory if the workload has left it (a tree
+/// left frozen by a verdict keeps its cgroup, and stays frozen).
+#[derive(Debug)]
+pub struct RunCgroup {
+    dir: PathBuf,
+}
+
+impl RunCgroup {
+    /// The cgroup's directory.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
-    Ok(dir)
+}
+
+impl Drop for RunCgroup {
+    fn drop(&mut self) {
+        remove(&self.dir);
+    }
+}
+
+/// Creates a fresh cgroup for tree `tree` of recorder `pid`.
+///
+/// A directory of the same name can only be a leftover of an earlier
+/// recorder that had the same PID and was killed before it cleaned up; it
+/// may still say `cgroup.freeze 1`, and a workload moved into it would
+/// never run. So an existing directory is never reused: it is removed and
+/// made again, or, when a stray process still lives in it, another name is
+/// taken. Leftovers of recorders that are gone are swept first.
+pub fn create(pid: u32, tree: u32) -> Result<RunCgroup> {
+    let root = mount_point().ok_or_else(|| Error::env("cgroup v2 is not mounted"))?;
+    create_under(&root.join("ai-forensics"), pid, tree)
+}
+
+fn create_under(parent: &Path, pid: u32, tree: u32) -> Result<RunCgroup> {
+    fs::create_dir_all(parent)
+        .map_err(|e| Error::env(format!("creating cgroup {}: {e}", parent.display())))?;
+    sweep(parent);
+    for attempt in 0..16 {
+        let dir = parent.join(if attempt == 0 {
+            format!("run-{pid}-{tree}")
+        } else {
+            format!("run-{pid}-{tree}-{attempt}")
+        });
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if fs::remove_dir(&dir).is_err() || fs::create_dir(&dir).is_err() {
+                    continue;
+                }
+                tracing::debug!("replaced a stale cgroup {}", dir.display());
+            }
+            Err(e) => {
+                return Err(Error::env(format!(
+                    "creating cgroup {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+        let cg = RunCgroup { dir };
+        if !cg.dir.join("cgroup.freeze").exists() {
+            return Err(Error::env(format!(
+                "cgroup {} has no freezer (kernel 5.2+ needed)",
+                cg.dir.display()
+            )));
+        }
+        if is_frozen(&cg.dir) {
+            return Err(Error::env(format!(
+                "cgroup {} is frozen from above (an ancestor's cgroup.freeze is 1)",
+                cg.dir.display()
+            )));
+        }
+        return Ok(cg);
+    }
+    Err(Error::env(format!(
+        "no free cgroup name for run-{pid}-{tree} in {}",
+        parent.display()
+    )))
+}
+
+/// The recorder PID in a `run-<pid>-...` name.
+fn owner(name: &str) -> Option<u32> {
+    name.strip_prefix("run-")?.split('-').next()?.parse().ok()
+}
+
+/// Whether `pid` is a running recorder (its command name is ours).
+fn recorder_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "ai-forensics")
+}
+
+/// Removes the empty cgroups of recorders that are no longer running.
+/// Those that still hold processes are left alone (rmdir refuses them).
+fn sweep(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(owner) else {
+            continue;
+        };
+        if !recorder_alive(pid) && fs::remove_dir(e.path()).is_ok() {
+            tracing::debug!("removed a stale cgroup {}", e.path().display());
+        }
+    }
 }
 
 /// Moves `pid` into the cgroup.
@@ -56,8 +149,8 @@ pub fn is_frozen(dir: &Path) -> bool {
     fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l == "frozen 1"))
 }
 
-/// Removes the cgroup when it is empty (leaves it, with a warning, when not).
-pub fn remove(dir: &Path) {
+/// Removes the cgroup when it is empty (leaves it when not).
+fn remove(dir: &Path) {
     if let Err(e) = fs::remove_dir(dir) {
         tracing::debug!("cgroup {} left in place: {e}", dir.display());
     }
@@ -71,5 +164,14 @@ mod tests {
         if let Some(p) = super::mount_point() {
             assert!(p.join("cgroup.controllers").exists() || p.join("cgroup.procs").exists());
         }
+    }
+
+    #[test]
+    fn owners_of_run_cgroups() {
+        assert_eq!(super::owner("run-123-1"), Some(123));
+        assert_eq!(super::owner("run-123-1-2"), Some(123));
+        assert_eq!(super::owner("run-x-1"), None);
+        assert_eq!(super::owner("other-123-1"), None);
+        assert_eq!(super::owner("cgroup.procs"), None);
     }
 }

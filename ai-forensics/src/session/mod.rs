@@ -224,16 +224,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     consumer.next_tree = tree;
     // A launched workload gets its own cgroup v2: stop and kill act on it as one.
     let run_cgroup = opts.launch.as_ref().and_then(|_| {
-        match crate::enforce::cgroup::create(&format!("run-{}-{tree}", std::process::id())) {
-            Ok(dir) => Some(dir),
+        match crate::enforce::cgroup::create(std::process::id(), tree) {
+            Ok(cg) => Some(cg),
             Err(e) => {
                 tracing::info!("no cgroup for the workload ({e}); stop and kill will use signals");
                 None
             }
         }
     });
-    if let (Some(dir), Some(policy)) = (&run_cgroup, &mut consumer.policy) {
-        policy.enforcer.cgroups.insert(tree, dir.clone());
+    if let (Some(cg), Some(policy)) = (&run_cgroup, &mut consumer.policy) {
+        policy.enforcer.cgroups.insert(tree, cg.dir().to_path_buf());
     }
     let analyser_stats = Arc::new(Mutex::new(crate::analyser::client::Stats::default()));
     let mut analyser_thread = None;
@@ -307,8 +307,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             gated.abort();
             return Err(e);
         }
-        if let Some(dir) = &run_cgroup
-            && let Err(e) = crate::enforce::cgroup::enter(dir, pid)
+        if let Some(cg) = &run_cgroup
+            && let Err(e) = crate::enforce::cgroup::enter(cg.dir(), pid)
         {
             tracing::warn!("{e}; stop and kill will use signals");
         }
@@ -335,9 +335,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 store.fail(id, &e.to_string());
             }
         }
-        if let Some(dir) = &run_cgroup {
-            crate::enforce::cgroup::remove(dir);
-        }
+        drop(run_cgroup);
         return Err(e);
     }
     tracing::info!("tracing; {} syscall specs loaded", specs.len());
@@ -453,9 +451,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if let Some(t) = analyser_thread {
         let _ = t.join();
     }
-    if let Some(dir) = &run_cgroup {
-        crate::enforce::cgroup::remove(dir);
-    }
+    drop(run_cgroup);
     let ended = Clock::monotonic_now();
     let stats = probes.read_stats()?;
     if let Some((_, _, stx)) = &store_side {
