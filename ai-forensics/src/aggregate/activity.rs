@@ -1,7 +1,7 @@
 //! What the workload did, from the event stream: files (opens, bytes read
 //! and written, bytes mapped), memory (heap break, mappings), futex waits,
 //! and network endpoints. Pure: fed decoded syscalls and the fd tables.
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde_json::{Value, json};
 
@@ -104,9 +104,14 @@ pub struct Activity {
     /// Files or endpoints summed under the overflow key, and processes
     /// whose memory counters were dropped by the bound.
     pub overflowed: u64,
-    /// Processes with memory counters that exited, oldest first: the first
-    /// to be dropped when the table is full.
-    exited: VecDeque<u32>,
+    /// Processes with memory counters that exited, oldest first, with the
+    /// number of their exit: the first to be dropped when the table is full.
+    exited: VecDeque<(u32, u64)>,
+    /// Pids whose counters belong to an exited process, with the number of
+    /// that exit (a queue entry for a pid reused since no longer matches).
+    gone: HashMap<u32, u64>,
+    /// Exits seen, to number them.
+    exits: u64,
 }
 
 const LARGEST: usize = 5;
@@ -134,11 +139,13 @@ impl Activity {
     /// is not counted (`overflowed`).
     fn mem(&mut self, pid: u32) -> Option<&mut MemStats> {
         while self.memory.len() >= MAX_MEMORY_PROCS && !self.memory.contains_key(&pid) {
-            let Some(old) = self.exited.pop_front() else {
+            let Some((old, n)) = self.exited.pop_front() else {
                 self.overflowed += 1;
                 return None;
             };
-            if self.memory.remove(&old).is_some() {
+            if self.gone.get(&old) == Some(&n) {
+                self.gone.remove(&old);
+                self.memory.remove(&old);
                 self.overflowed += 1;
             }
         }
@@ -148,15 +155,32 @@ impl Activity {
     /// The process table let `pid` go: so do its memory counters.
     pub fn forget(&mut self, pid: u32) {
         self.memory.remove(&pid);
+        self.gone.remove(&pid);
+    }
+
+    /// A new process got `pid`: counters left by an exited process that had
+    /// it are not carried over to it.
+    pub fn born(&mut self, pid: u32) {
+        if self.gone.remove(&pid).is_some() {
+            self.memory.remove(&pid);
+        }
     }
 
     /// A process exited: its memory counters stay for the summary, first in
     /// line to be dropped when the table is full.
     pub fn exited(&mut self, pid: u32) {
         if self.memory.contains_key(&pid) {
-            self.exited.push_back(pid);
-            if self.exited.len() > MAX_MEMORY_PROCS {
-                self.exited.pop_front();
+            self.exits += 1;
+            self.gone.insert(pid, self.exits);
+            self.exited.push_back((pid, self.exits));
+            if self.exited.len() > MAX_MEMORY_PROCS
+                && let Some((old, n)) = self.exited.pop_front()
+                && self.gone.get(&old) == Some(&n)
+            {
+                // Past the queue's bound the oldest exit goes now.
+                self.gone.remove(&old);
+                self.memory.remove(&old);
+                self.overflowed += 1;
             }
         }
     }
@@ -398,6 +422,33 @@ mod tests {
         assert!(!a.memory.contains_key(&1) && a.memory.contains_key(&2));
         assert!(a.memory.contains_key(&1_000_000));
         assert_eq!(a.overflowed, 1);
+    }
+
+    /// A pid reused by a new process starts from zero, and the old exit
+    /// queued for it does not take the new process's counters.
+    #[test]
+    fn a_reused_pid_keeps_its_own_memory_counters() {
+        let fds = FdTables::default();
+        let mut a = Activity::default();
+        let mmap = |pid: u32| {
+            let mut s = sys("mmap", 0x7000, [0, 4096, 1, 2, 3, 0], b"");
+            s.tgid = pid;
+            s.tid = pid;
+            s
+        };
+        a.apply(&mmap(7), &fds);
+        a.apply(&mmap(7), &fds);
+        a.exited(7);
+        a.born(7);
+        a.apply(&mmap(7), &fds);
+        assert_eq!(a.memory[&7].maps, 1, "the old process's maps carried over");
+        // Fill the table with exited processes: the live pid 7 stays.
+        for pid in 100..100 + MAX_MEMORY_PROCS as u32 {
+            a.apply(&mmap(pid), &fds);
+            a.exited(pid);
+        }
+        assert_eq!(a.memory[&7].maps, 1);
+        assert!(a.memory.len() <= MAX_MEMORY_PROCS);
     }
 
     #[test]

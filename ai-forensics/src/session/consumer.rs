@@ -405,6 +405,18 @@ impl Consumer {
         self.emit(l);
     }
 
+    /// Processes the table let go (on a fork, an observation or an exit)
+    /// take their timelines and memory counters with them, at once, before
+    /// their pids can be reused.
+    fn release_forgotten(&mut self) {
+        for pid in self.procs.take_forgotten() {
+            self.activity.forget(pid);
+            if let Some(ai) = &mut self.ai {
+                ai.phases.forget(pid);
+            }
+        }
+    }
+
     /// Handles a message.
     pub fn handle(&mut self, msg: Msg) {
         match msg {
@@ -416,6 +428,7 @@ impl Consumer {
             } => {
                 self.procs
                     .observe(pid, tree, origin, Some(Clock::monotonic_now()));
+                self.release_forgotten();
                 if let Some(r) = reason {
                     self.procs.set_reason(pid, r);
                 }
@@ -553,6 +566,8 @@ impl Consumer {
             }
             Record::Fork(f) => {
                 if self.procs.fork(&f) {
+                    self.activity.born(f.child_tgid);
+                    self.release_forgotten();
                     self.fds.fork(f.tgid, f.child_tgid);
                     self.engine_fork(f.tgid, f.child_tgid, f.tree);
                     self.shared_update(|s| s.seen_any = true);
@@ -595,14 +610,7 @@ impl Consumer {
                         p.engine.exited(e.tgid);
                     }
                     self.activity.exited(e.tgid);
-                    // Processes the table let go take their timelines and
-                    // memory counters with them.
-                    for pid in self.procs.take_forgotten() {
-                        self.activity.forget(pid);
-                        if let Some(ai) = &mut self.ai {
-                            ai.phases.forget(pid);
-                        }
-                    }
+                    self.release_forgotten();
                 }
                 if self.emitting() {
                     let line = json::exit(&self.ctx(), self.seq, &e);
@@ -650,6 +658,7 @@ impl Consumer {
         self.matched += 1;
         tracing::info!("tracing process {pid}: {reason}");
         self.procs.observe(pid, tree, Origin::Matched, Some(ts));
+        self.release_forgotten();
         self.procs.set_reason(pid, reason.clone());
         self.fds.seed_from_proc(pid);
         let comm = self
