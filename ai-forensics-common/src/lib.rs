@@ -193,6 +193,25 @@ pub mod target {
     pub const FROZEN: u64 = 1 << 33;
     /// The tree is being killed: any member entering a syscall gets SIGKILL.
     pub const KILLED: u64 = 1 << 34;
+    /// Where a process's generation sits in its entry (bits 40-63).
+    pub const GEN_SHIFT: u32 = 40;
+
+    /// The generation in a target entry: 0 for processes user space added
+    /// (launched, attached, adopted), odd for processes the kernel added at
+    /// fork. Per-process counts are keyed by pid and generation, so a pid
+    /// reused during a run starts from zero.
+    #[must_use]
+    pub const fn generation(entry: u64) -> u32 {
+        (entry >> GEN_SHIFT) as u32
+    }
+
+    /// A fork's generation from its time: 23 bits of 64-ns ticks, made odd.
+    /// Two processes with the same pid share one only if they were forked a
+    /// whole number of 0.54-s periods apart, to within 64 ns.
+    #[must_use]
+    pub const fn fork_generation(ts_ns: u64) -> u32 {
+        ((((ts_ns >> 6) & 0x7f_ffff) as u32) << 1) | 1
+    }
 }
 
 /// In-kernel deny rules: checked at syscall entry, before the call runs.
@@ -420,8 +439,9 @@ pub struct ProcKey {
     pub tid: u32,
     /// Syscall number.
     pub nr: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Generation of the process ([`target::generation`]): tells apart
+    /// processes that had the same pid during the run.
+    pub generation: u32,
 }
 
 /// Per-thread, per-syscall statistics (per CPU).
@@ -474,8 +494,9 @@ pub struct ForkEvent {
     pub child_tgid: u32,
     /// Target tree id.
     pub tree: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// Generation given to a new process ([`target::generation`]; 0 for a
+    /// thread, or when everything is traced).
+    pub child_gen: u32,
     /// Name of the parent thread.
     pub comm: [u8; 16],
 }
@@ -687,5 +708,22 @@ mod tests {
         for b in 0..HIST_BUCKETS - 1 {
             assert_eq!(hist_bucket(hist_bucket_floor(b)), b);
         }
+    }
+
+    #[test]
+    fn fork_generations_are_odd_and_fit_the_entry() {
+        use super::target::{GEN_SHIFT, fork_generation, generation};
+        for ts in [0, 1, 63, 64, 1 << 29, u64::MAX, 123_456_789_012] {
+            let g = fork_generation(ts);
+            assert_eq!(g & 1, 1);
+            assert!(g < 1 << 24);
+            let entry = 7 | super::target::FROZEN | (u64::from(g) << GEN_SHIFT);
+            assert_eq!(generation(entry), g);
+            assert_eq!(entry & 0xffff_ffff, 7);
+        }
+        // 64-ns steps give different generations, a 2^29-ns period the same.
+        assert_ne!(fork_generation(1000), fork_generation(1064));
+        assert_eq!(fork_generation(1000), fork_generation(1000 + (1 << 29)));
+        assert_eq!(generation(5), 0);
     }
 }

@@ -1050,8 +1050,9 @@ fn a_fork_storm_does_not_grow_the_process_tables_without_bound() {
     let dir = tempdir("forkstorm");
     let db = dir.join("s.db");
     // Two per-thread statistics keys per child (set_robust_list,
-    // exit_group): 60,000 children fit the kernel's 131,072-key table even
-    // where pids are never reused.
+    // exit_group), whether or not its pid was used before (keys carry the
+    // process's generation): 60,000 children fit the kernel's 131,072-key
+    // table.
     let n: u64 = 60_000;
     let rec = af_cmd()
         .args([
@@ -1112,17 +1113,20 @@ fn a_fork_storm_does_not_grow_the_process_tables_without_bound() {
         .unwrap();
     assert_eq!(rows, n + 1);
     assert_eq!(with_calls, n + 1);
-    // Every child makes two syscalls (set_robust_list in glibc's fork,
-    // exit_group). The kernel counts per pid, and 60,000 forks reuse pids
-    // (pid_max is often 32768): a pid's count is then its processes' sum.
-    let wrong: u64 = conn
+    // Every child makes exactly two syscalls (set_robust_list in glibc's
+    // fork, exit_group), and 60,000 forks reuse pids where pid_max is 32768:
+    // each process has its own count all the same (the kernel keys counts
+    // by pid and generation).
+    let (children, wrong, reused): (u64, u64, u64) = conn
         .query_row(
-            "SELECT count(*) FROM (SELECT pid, count(*) AS n, max(calls) AS c FROM processes GROUP BY pid) WHERE c < 1000 AND c != 2 * n",
+            "SELECT count(*), sum(calls != 2), (SELECT count(*) FROM (SELECT pid FROM processes WHERE origin = 'forked' GROUP BY pid HAVING count(*) > 1)) FROM processes WHERE origin = 'forked'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .unwrap();
-    assert_eq!(wrong, 0);
+    eprintln!("fork storm: {reused} pids used by more than one child");
+    assert_eq!(children, n);
+    assert_eq!(wrong, 0, "children whose count is not 2");
     assert!(
         peak_kib < 256 * 1024,
         "recorder peak RSS {} MiB",

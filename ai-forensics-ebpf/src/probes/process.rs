@@ -12,7 +12,9 @@
 //!
 //! Classic tracepoint programs return 1: a 0 would make the kernel drop the
 //! record for every perf listener on the same tracepoint (perf, other tools).
-use ai_forensics_common::{ExecEvent, ExitEvent, ForkEvent, STR_MAX, config as cfg, drop, kind};
+use ai_forensics_common::{
+    ExecEvent, ExitEvent, ForkEvent, STR_MAX, config as cfg, drop, kind, target,
+};
 use aya_ebpf::{
     EbpfContext as _,
     cty::c_void,
@@ -63,15 +65,22 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
     let child: *const u8 = ctx.arg(1);
     let child_tid = read_i32(child, c.task_pid_off) as u32;
     let child_tgid = read_i32(child, c.task_tgid_off) as u32;
+    let ts_ns = emit::now();
+    let mut child_gen = 0;
     if c.flags & cfg::ALL == 0 && child_tgid != tgid {
         if child_tgid < c.pid_max {
-            let v = filter::target_value(tgid);
-            let _ = TARGETS.set(child_tgid, v, 0);
+            // The parent's tree and flags, the child's own generation.
+            child_gen = target::fork_generation(ts_ns);
+            let v = filter::target_value(tgid) & ((1 << target::GEN_SHIFT) - 1);
+            let _ = TARGETS.set(
+                child_tgid,
+                v | (u64::from(child_gen) << target::GEN_SHIFT),
+                0,
+            );
         } else {
             count_drop(drop::TARGETS_RANGE);
         }
     }
-    let ts_ns = emit::now();
     if !flush_loss(pid_tgid) {
         note_loss(tree, ts_ns, drop::RINGBUF_FULL);
         return;
@@ -83,7 +92,7 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
                 child_tid,
                 child_tgid,
                 tree,
-                _pad: 0,
+                child_gen,
                 comm: bpf_get_current_comm().unwrap_or([0; 16]),
             });
             e.submit(0);

@@ -148,7 +148,7 @@ fn sys_enter(ctx: &RawTracePointContext) {
     }
     let c = config::get();
     if c.flags & cfg::PER_PROC != 0 {
-        proc_count(pid_tgid, nr);
+        proc_count(pid_tgid, nr, target::generation(entry));
     }
     let sp = if c.flags & cfg::EVENTS != 0 {
         spec_of(nr)
@@ -248,12 +248,12 @@ pub fn raw_tracepoint_sched_switch(_ctx: RawTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn proc_count(pid_tgid: u64, nr: u32) {
+fn proc_count(pid_tgid: u64, nr: u32, generation: u32) {
     let key = ProcKey {
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         nr,
-        _pad: 0,
+        generation,
     };
     if let Some(p) = PROC_STATS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, preemption is disabled while programs run.
@@ -272,7 +272,7 @@ fn proc_count(pid_tgid: u64, nr: u32) {
 
 /// Counts a failed call whose entry was not remembered.
 #[inline(always)]
-fn count_error(nr: u64, pid_tgid: u64, flags: u32) {
+fn count_error(nr: u64, pid_tgid: u64, flags: u32, generation: u32) {
     if nr >= u64::from(MAX_SYSCALLS) {
         return;
     }
@@ -286,7 +286,7 @@ fn count_error(nr: u64, pid_tgid: u64, flags: u32) {
             tgid: (pid_tgid >> 32) as u32,
             tid: pid_tgid as u32,
             nr,
-            _pad: 0,
+            generation,
         };
         if let Some(p) = PROC_STATS.get_ptr_mut(key) {
             // SAFETY: per-CPU value, preemption is disabled while programs run.
@@ -327,7 +327,12 @@ fn sys_exit(ctx: &RawTracePointContext) {
         // Cheapest mode: nothing was remembered at entry; only errors are
         // left to count, and only they need the syscall number.
         if is_error(ret) {
-            count_error(read_nr(ctx.arg(0)), pid_tgid, c.flags);
+            count_error(
+                read_nr(ctx.arg(0)),
+                pid_tgid,
+                c.flags,
+                target::generation(entry),
+            );
         }
         return;
     }
@@ -371,7 +376,7 @@ fn sys_exit(ctx: &RawTracePointContext) {
             tgid,
             tid,
             nr,
-            _pad: 0,
+            generation: target::generation(entry),
         };
         if let Some(p) = PROC_STATS.get_ptr_mut(key) {
             // SAFETY: per-CPU value, preemption is disabled while programs run.

@@ -122,6 +122,8 @@ pub struct Fork {
     pub child_tgid: u32,
     /// Tree.
     pub tree: u32,
+    /// The new process's generation (0 for a thread).
+    pub child_gen: u32,
     /// Parent name.
     pub comm: Vec<u8>,
 }
@@ -306,6 +308,7 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 child_tid: f.child_tid,
                 child_tgid: f.child_tgid,
                 tree: f.tree,
+                child_gen: f.child_gen,
                 comm: cstr(&f.comm),
             }))
         }
@@ -519,13 +522,14 @@ pub(crate) mod tests {
             child_tid: 11,
             child_tgid: 11,
             tree: 1,
-            _pad: 0,
+            child_gen: 7,
             comm: *b"bash\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         let Record::Fork(r) = record(&bytes_of(&f)).unwrap() else {
             panic!()
         };
         assert!(!r.is_thread());
+        assert_eq!(r.child_gen, 7);
         assert_eq!(r.comm, b"bash");
         let l = LostEvent {
             hdr: Header {

@@ -314,6 +314,7 @@ mod tests {
             child_tid: 2,
             child_tgid: 2,
             tree: 1,
+            child_gen: 0,
             comm: b"x".to_vec(),
         };
         let r = args::render(&s, &fds);

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _};
 use crate::{
     aggregate::{activity::Activity, syscalls::Row},
     decode::{escape, flags},
-    state::procs::Processes,
+    state::procs::{Process, Processes},
 };
 
 fn us(ns: u64) -> String {
@@ -244,7 +244,7 @@ pub fn activity(a: &Activity, top: usize) -> String {
 
 /// The process tree, one line per process, children indented under parents.
 #[must_use]
-pub fn process_tree(procs: &Processes, counts: &dyn Fn(u32) -> Option<(u64, u64)>) -> String {
+pub fn process_tree(procs: &Processes, counts: &dyn Fn(&Process) -> Option<(u64, u64)>) -> String {
     process_tree_limited(procs, counts, TREE_LINES)
 }
 
@@ -257,7 +257,7 @@ pub const TREE_LINES: usize = 500;
 #[must_use]
 pub fn process_tree_limited(
     procs: &Processes,
-    counts: &dyn Fn(u32) -> Option<(u64, u64)>,
+    counts: &dyn Fn(&Process) -> Option<(u64, u64)>,
     limit: usize,
 ) -> String {
     let mut out = String::new();
@@ -287,7 +287,7 @@ pub fn process_tree_limited(
         }
         let Some(p) = procs.get(pid) else { continue };
         let exe = p.exe.as_deref().map_or_else(String::new, escape::escape);
-        let calls = counts(pid).map_or_else(String::new, |(c, e)| format!(" calls={c} errors={e}"));
+        let calls = counts(p).map_or_else(String::new, |(c, e)| format!(" calls={c} errors={e}"));
         let reason = p
             .reason
             .as_deref()
@@ -327,6 +327,7 @@ mod tests {
                 child_tid: child,
                 child_tgid: child,
                 tree: 1,
+                child_gen: 0,
                 comm: b"w\x1b[31m".to_vec(),
             });
         }

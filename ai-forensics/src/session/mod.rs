@@ -557,13 +557,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             .join()
             .map_err(|_| Error::Runtime("store writer panicked".into()))?;
         let ws = writer_stats.lock().map(|w| w.clone()).unwrap_or_default();
-        let totals: std::collections::BTreeMap<u32, (u64, u64)> =
-            per_thread.iter().fold(Default::default(), |mut m, r| {
-                let e = m.entry(r.pid).or_insert((0, 0));
-                e.0 += r.count;
-                e.1 += r.errors;
-                m
-            });
+        let totals = summary::per_process(&per_thread);
         let rows = syscalls::rows(&stats);
         let status = if end == End::Exited {
             "completed"

@@ -21,6 +21,8 @@ pub struct ThreadRow {
     pub pid: u32,
     /// Thread.
     pub tid: u32,
+    /// The process's generation (see `Process::generation`).
+    pub generation: u32,
     /// Syscall number.
     pub nr: u32,
     /// Calls.
@@ -48,14 +50,27 @@ pub fn read_per_thread(probes: &Probes) -> Vec<ThreadRow> {
         out.push(ThreadRow {
             pid: k.tgid,
             tid: k.tid,
+            generation: k.generation,
             nr: k.nr,
             count,
             errors,
             total_ns,
         });
     }
-    out.sort_by_key(|r| (r.pid, r.tid, r.nr));
+    out.sort_by_key(|r| (r.pid, r.generation, r.tid, r.nr));
     out
+}
+
+/// Calls and errors per process, keyed by pid and generation.
+#[must_use]
+pub fn per_process(rows: &[ThreadRow]) -> BTreeMap<(u32, u32), (u64, u64)> {
+    let mut m: BTreeMap<(u32, u32), (u64, u64)> = BTreeMap::new();
+    for r in rows {
+        let t = m.entry((r.pid, r.generation)).or_default();
+        t.0 += r.count;
+        t.1 += r.errors;
+    }
+    m
 }
 
 /// Names of the kernel drop counters, in `drop` order.
@@ -151,7 +166,10 @@ struct ThreadList<'a>(&'a [ThreadRow]);
 impl Serialize for ThreadList<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
-        for t in self.0.chunk_by(|a, b| (a.pid, a.tid) == (b.pid, b.tid)) {
+        for t in self
+            .0
+            .chunk_by(|a, b| (a.pid, a.generation, a.tid) == (b.pid, b.generation, b.tid))
+        {
             let by_name: BTreeMap<String, Value> = t
                 .iter()
                 .map(|r| {
@@ -161,7 +179,12 @@ impl Serialize for ThreadList<'_> {
                     )
                 })
                 .collect();
-            seq.serialize_element(&json!({"pid": t[0].pid, "tid": t[0].tid, "syscalls": by_name}))?;
+            seq.serialize_element(&json!({
+                "pid": t[0].pid,
+                "generation": t[0].generation,
+                "tid": t[0].tid,
+                "syscalls": by_name
+            }))?;
         }
         seq.end()
     }
@@ -249,15 +272,10 @@ impl Report<'_> {
             out.push_str(&table::activity(&c.activity, self.opts.top));
         }
         if self.opts.per_process || nprocs > 1 {
-            let mut totals: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-            for r in self.per_thread {
-                let t = totals.entry(r.pid).or_default();
-                t.0 += r.count;
-                t.1 += r.errors;
-            }
+            let totals = per_process(self.per_thread);
             let _ = writeln!(out, "\nprocesses");
-            out.push_str(&table::process_tree(&c.procs, &|pid| {
-                totals.get(&pid).copied()
+            out.push_str(&table::process_tree(&c.procs, &|p| {
+                totals.get(&(p.pid, p.generation)).copied()
             }));
             if self.opts.per_process {
                 let _ = writeln!(out, "\nper thread");
@@ -266,11 +284,12 @@ impl Report<'_> {
                     "{:>8} {:>8} {:>10} {:>8}  top syscalls",
                     "pid", "tid", "calls", "errors"
                 );
-                let mut by: BTreeMap<(u32, u32), Vec<&ThreadRow>> = BTreeMap::new();
+                // A reused pid's processes stay apart (by generation).
+                let mut by: BTreeMap<(u32, u32, u32), Vec<&ThreadRow>> = BTreeMap::new();
                 for r in self.per_thread {
-                    by.entry((r.pid, r.tid)).or_default().push(r);
+                    by.entry((r.pid, r.generation, r.tid)).or_default().push(r);
                 }
-                for ((pid, tid), mut v) in by {
+                for ((pid, _, tid), mut v) in by {
                     v.sort_by_key(|r| std::cmp::Reverse(r.count));
                     let calls: u64 = v.iter().map(|r| r.count).sum();
                     let errors: u64 = v.iter().map(|r| r.errors).sum();

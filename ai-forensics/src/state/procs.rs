@@ -74,6 +74,9 @@ pub struct Process {
     pub origin: Origin,
     /// Why it is traced (selector match, discovery reason).
     pub reason: Option<String>,
+    /// Generation the kernel gave it at fork (0 for processes found,
+    /// launched or adopted): with the pid, the key of its kernel counts.
+    pub generation: u32,
 }
 
 impl Process {
@@ -93,6 +96,7 @@ impl Process {
             threads: BTreeSet::from([pid]),
             origin,
             reason: None,
+            generation: 0,
         }
     }
 
@@ -130,6 +134,7 @@ impl Process {
             "threads": self.threads.len(),
             "origin": self.origin.as_str(),
             "reason": self.reason,
+            "generation": self.generation,
         })
     }
 }
@@ -309,17 +314,17 @@ impl Processes {
             return false;
         }
         self.make_room();
-        let parent = self.map.get(&f.tgid).cloned();
         let mut p = Process::new(f.child_tgid, f.tree, Origin::Forked);
         p.ppid = Some(f.tgid);
         p.start_ns = Some(f.ts_ns);
         p.comm = f.comm.clone();
-        if let Some(parent) = parent {
-            p.exe = parent.exe;
-            p.cmdline = parent.cmdline;
+        p.generation = f.child_gen;
+        if let Some(parent) = self.map.get(&f.tgid) {
+            p.exe.clone_from(&parent.exe);
+            p.cmdline.clone_from(&parent.cmdline);
             p.uid = parent.uid;
-            p.cgroup = parent.cgroup;
-            p.container = parent.container;
+            p.cgroup.clone_from(&parent.cgroup);
+            p.container.clone_from(&parent.container);
         }
         self.map.insert(f.child_tgid, p);
         self.live.insert(f.child_tgid);
@@ -430,6 +435,7 @@ mod tests {
             child_tid: tid,
             child_tgid: child,
             tree: 1,
+            child_gen: 0,
             comm: b"p".to_vec(),
         }
     }

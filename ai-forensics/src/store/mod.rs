@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use crate::error::{Error, Result};
 
 /// Version of the database layout this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Where recordings go unless `--store` says otherwise.
 pub const DEFAULT_PATH: &str = "/var/lib/ai-forensics/ai-forensics.db";
 
@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS processes (
     session_id INTEGER NOT NULL, pid INTEGER NOT NULL, ppid INTEGER, tree INTEGER,
     comm TEXT, exe TEXT, cmdline TEXT, uid INTEGER, cgroup TEXT, container TEXT,
     start_ns INTEGER, exit_ns INTEGER, origin TEXT, reason TEXT, threads INTEGER,
-    calls INTEGER, errors INTEGER
+    calls INTEGER, errors INTEGER, generation INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS syscall_stats (
     session_id INTEGER NOT NULL, nr INTEGER NOT NULL, syscall TEXT NOT NULL,
@@ -221,7 +221,9 @@ impl Store {
                     path.display()
                 )));
             }
-            if v < SCHEMA_VERSION {
+            if v == 2 && create {
+                s.migrate_from_2()?;
+            } else if v < 2 {
                 return Err(Error::usage(format!(
                     "store {}: written by an older ai-forensics (schema {v}, this build reads schema {SCHEMA_VERSION}); record into a new --store",
                     path.display()
@@ -256,6 +258,20 @@ impl Store {
             s.mark_abandoned()?;
         }
         Ok(s)
+    }
+
+    /// Schema 2 lacked `processes.generation` (which tells apart processes
+    /// that had the same pid): added in place, old rows get 0. A reader
+    /// leaves a schema-2 store as it is (it never reads the column).
+    fn migrate_from_2(&self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "BEGIN;
+                 ALTER TABLE processes ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+                 UPDATE meta SET value = '3' WHERE key = 'schema_version';
+                 COMMIT;",
+            )
+            .map_err(|e| sql_err(&self.path, &e))
     }
 
     /// Sessions left `running` by a recorder that is gone (killed, crashed,
@@ -349,6 +365,32 @@ mod tests {
             )
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
+    fn migrates_schema_2() {
+        let p = tmp("schema2");
+        drop(Store::create(&p).unwrap());
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(
+                "ALTER TABLE processes DROP COLUMN generation;
+                 UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+            )
+            .unwrap();
+        }
+        // A reader takes it as it is; a writer adds the column.
+        drop(Store::open(&p).unwrap());
+        let s = Store::create(&p).unwrap();
+        let (v, g): (String, i64) = s
+            .conn
+            .query_row(
+                "SELECT (SELECT value FROM meta WHERE key='schema_version'), count(*) FROM pragma_table_info('processes') WHERE name = 'generation'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((v.as_str(), g), ("3", 1));
     }
 
     #[test]

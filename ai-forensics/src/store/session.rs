@@ -43,7 +43,8 @@ pub struct Finish<'a> {
     /// Processes already written during the run.
     pub spilled: u64,
     /// Per-process (calls, errors), with `--per-process`.
-    pub per_process: &'a BTreeMap<u32, (u64, u64)>,
+    /// Per-process (calls, errors) by pid and generation, with `--per-process`.
+    pub per_process: &'a BTreeMap<(u32, u32), (u64, u64)>,
     /// Activity (events mode).
     pub activity: Option<&'a Activity>,
     /// Final digest of the chain (hex).
@@ -125,8 +126,13 @@ impl Store {
                     .prepare(INSERT_PROCESS)
                     .map_err(|e| super::sql_err(&self.path, &e))?;
                 for p in f.procs.iter() {
-                    insert_process(&mut pr, id, p, f.per_process.get(&p.pid).copied())
-                        .map_err(|e| super::sql_err(&self.path, &e))?;
+                    insert_process(
+                        &mut pr,
+                        id,
+                        p,
+                        f.per_process.get(&(p.pid, p.generation)).copied(),
+                    )
+                    .map_err(|e| super::sql_err(&self.path, &e))?;
                 }
             }
             // Processes written during the run (forgotten from memory): their
@@ -134,22 +140,22 @@ impl Store {
             // per process.
             if f.spilled > 0 && !f.per_process.is_empty() {
                 tx.execute_batch(
-                    "CREATE TEMP TABLE IF NOT EXISTS totals (pid INTEGER PRIMARY KEY, calls INTEGER, errors INTEGER); DELETE FROM temp.totals;",
+                    "CREATE TEMP TABLE IF NOT EXISTS totals (pid INTEGER, generation INTEGER, calls INTEGER, errors INTEGER, PRIMARY KEY (pid, generation)); DELETE FROM temp.totals;",
                 )
                 .map_err(|e| super::sql_err(&self.path, &e))?;
                 {
                     let mut t = tx
-                        .prepare("INSERT INTO temp.totals (pid, calls, errors) VALUES (?1, ?2, ?3)")
+                        .prepare("INSERT INTO temp.totals (pid, generation, calls, errors) VALUES (?1, ?2, ?3, ?4)")
                         .map_err(|e| super::sql_err(&self.path, &e))?;
-                    // Every pid: an early row may share its pid with a
-                    // later process still in memory (pids are reused).
-                    for (pid, (c, e)) in f.per_process {
-                        t.execute(params![pid, *c as i64, *e as i64])
+                    // Every process: a pid reused during the run has one
+                    // entry per generation.
+                    for ((pid, g), (c, e)) in f.per_process {
+                        t.execute(params![pid, g, *c as i64, *e as i64])
                             .map_err(|e| super::sql_err(&self.path, &e))?;
                     }
                 }
                 tx.execute(
-                    "UPDATE processes SET calls = t.calls, errors = t.errors FROM temp.totals AS t WHERE processes.session_id = ?1 AND processes.pid = t.pid AND processes.calls IS NULL",
+                    "UPDATE processes SET calls = t.calls, errors = t.errors FROM temp.totals AS t WHERE processes.session_id = ?1 AND processes.pid = t.pid AND processes.generation = t.generation AND processes.calls IS NULL",
                     params![id],
                 )
                 .map_err(|e| super::sql_err(&self.path, &e))?;
@@ -214,7 +220,7 @@ impl Store {
 }
 
 /// The processes table's row insert.
-pub const INSERT_PROCESS: &str = "INSERT INTO processes (session_id, pid, ppid, tree, comm, exe, cmdline, uid, cgroup, container, start_ns, exit_ns, origin, reason, threads, calls, errors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+pub const INSERT_PROCESS: &str = "INSERT INTO processes (session_id, pid, ppid, tree, comm, exe, cmdline, uid, cgroup, container, start_ns, exit_ns, origin, reason, threads, calls, errors, generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 /// Writes one process's row (`calls` = its calls and errors, when known).
 pub fn insert_process(
@@ -242,7 +248,8 @@ pub fn insert_process(
         p.reason,
         p.threads.len() as i64,
         calls,
-        errors
+        errors,
+        p.generation
     ])
     .map(|_| ())
 }
