@@ -103,9 +103,24 @@ fn owner(name: &str) -> Option<u32> {
     name.strip_prefix("run-")?.split('-').next()?.parse().ok()
 }
 
-/// Whether `pid` is a running recorder (its command name is ours).
+/// Whether `pid` may be a running recorder: its command name is ours, or
+/// it runs our executable (an installed copy under another name). When in
+/// doubt the cgroup stays; a stray one costs nothing but a directory.
 fn recorder_alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "ai-forensics")
+    if fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "ai-forensics")
+    {
+        return true;
+    }
+    match (
+        fs::read_link(format!("/proc/{pid}/exe")),
+        fs::read_link("/proc/self/exe"),
+    ) {
+        (Ok(theirs), Ok(ours)) => theirs == ours,
+        // A process whose executable cannot be read (a kernel thread, one
+        // exiting): not a recorder unless it is still there to be asked.
+        (Err(_), _) => false,
+        (Ok(_), Err(_)) => true,
+    }
 }
 
 /// Removes the empty cgroups of recorders that are no longer running.
@@ -173,5 +188,12 @@ mod tests {
         assert_eq!(super::owner("run-x-1"), None);
         assert_eq!(super::owner("other-123-1"), None);
         assert_eq!(super::owner("cgroup.procs"), None);
+    }
+
+    #[test]
+    fn this_process_counts_as_a_recorder() {
+        // Same executable as ours, whatever its name.
+        assert!(super::recorder_alive(std::process::id()));
+        assert!(!super::recorder_alive(u32::MAX));
     }
 }
