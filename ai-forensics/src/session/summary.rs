@@ -73,6 +73,29 @@ pub fn per_process(rows: &[ThreadRow]) -> BTreeMap<(u32, u32), (u64, u64)> {
     m
 }
 
+/// The calls and errors of process `pid` of generation `generation`.
+/// When its fork record was lost (the ring buffer was full), user space
+/// never learnt its generation (0): if the kernel has counts for only one
+/// process with that pid, they are its.
+#[must_use]
+pub fn calls_of(
+    totals: &BTreeMap<(u32, u32), (u64, u64)>,
+    pid: u32,
+    generation: u32,
+) -> Option<(u64, u64)> {
+    if let Some(t) = totals.get(&(pid, generation)) {
+        return Some(*t);
+    }
+    if generation != 0 {
+        return None;
+    }
+    let mut same_pid = totals.range((pid, 0)..=(pid, u32::MAX));
+    match (same_pid.next(), same_pid.next()) {
+        (Some((_, t)), None) => Some(*t),
+        _ => None,
+    }
+}
+
 /// Names of the kernel drop counters, in `drop` order.
 pub const DROP_NAMES: [&str; drop::COUNT as usize] = [
     "ringbuf_full",
@@ -275,7 +298,7 @@ impl Report<'_> {
             let totals = per_process(self.per_thread);
             let _ = writeln!(out, "\nprocesses");
             out.push_str(&table::process_tree(&c.procs, &|p| {
-                totals.get(&(p.pid, p.generation)).copied()
+                calls_of(&totals, p.pid, p.generation)
             }));
             if self.opts.per_process {
                 let _ = writeln!(out, "\nper thread");
@@ -529,4 +552,25 @@ pub fn live(
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(s.as_bytes());
     let _ = err.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn calls_of_a_process_by_pid_and_generation() {
+        let mut t = BTreeMap::new();
+        t.insert((10, 0), (5, 1));
+        t.insert((10, 7), (2, 0));
+        t.insert((11, 9), (4, 0));
+        assert_eq!(super::calls_of(&t, 10, 7), Some((2, 0)));
+        assert_eq!(super::calls_of(&t, 10, 0), Some((5, 1)));
+        assert_eq!(super::calls_of(&t, 10, 3), None);
+        // Only one process had pid 11: a process whose generation was
+        // never learnt (0) gets its counts; a different known one does not.
+        assert_eq!(super::calls_of(&t, 11, 0), Some((4, 0)));
+        assert_eq!(super::calls_of(&t, 11, 5), None);
+        assert_eq!(super::calls_of(&t, 12, 0), None);
+    }
 }

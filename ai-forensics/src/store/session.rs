@@ -130,7 +130,7 @@ impl Store {
                         &mut pr,
                         id,
                         p,
-                        f.per_process.get(&(p.pid, p.generation)).copied(),
+                        crate::session::summary::calls_of(f.per_process, p.pid, p.generation),
                     )
                     .map_err(|e| super::sql_err(&self.path, &e))?;
                 }
@@ -156,6 +156,14 @@ impl Store {
                 }
                 tx.execute(
                     "UPDATE processes SET calls = t.calls, errors = t.errors FROM temp.totals AS t WHERE processes.session_id = ?1 AND processes.pid = t.pid AND processes.generation = t.generation AND processes.calls IS NULL",
+                    params![id],
+                )
+                .map_err(|e| super::sql_err(&self.path, &e))?;
+                // A process whose fork record was lost has no known
+                // generation: the counts are its when only one process
+                // with its pid has any (as `summary::calls_of`).
+                tx.execute(
+                    "UPDATE processes SET calls = t.calls, errors = t.errors FROM (SELECT pid, sum(calls) AS calls, sum(errors) AS errors FROM temp.totals GROUP BY pid HAVING count(*) = 1) AS t WHERE processes.session_id = ?1 AND processes.pid = t.pid AND processes.generation = 0 AND processes.calls IS NULL",
                     params![id],
                 )
                 .map_err(|e| super::sql_err(&self.path, &e))?;
