@@ -1,5 +1,5 @@
 //! Who is traced: the first thing every program asks.
-use ai_forensics_common::{MAX_TREES, config as cfg};
+use ai_forensics_common::{MAX_TREES, config as cfg, target};
 use aya_ebpf::helpers::bpf_get_current_cgroup_id;
 
 use crate::{
@@ -21,7 +21,19 @@ pub fn target_of(tgid: u32) -> Option<u32> {
 pub fn target_entry(tgid: u32) -> Option<u64> {
     let c = config::get();
     if c.flags & cfg::ALL != 0 {
-        return (tgid != c.self_tgid).then_some(1);
+        if tgid == c.self_tgid {
+            return None;
+        }
+        // Everything is traced; with per-process counts, a process forked
+        // during the run has its generation in the table (nothing else).
+        let generation = if c.flags & cfg::PER_PROC != 0 {
+            TARGETS
+                .get(tgid)
+                .map_or(0, |v| *v & !((1 << target::GEN_SHIFT) - 1))
+        } else {
+            0
+        };
+        return Some(1 | generation);
     }
     if let Some(v) = TARGETS.get(tgid) {
         let v = *v;

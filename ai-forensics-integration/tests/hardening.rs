@@ -636,6 +636,62 @@ fn a_reused_pid_is_not_followed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_reused_pid_keeps_its_own_counts_when_everything_is_traced() {
+    require_root();
+    // Two processes, one after the other, on the same pid, under `--all
+    // --per-process`: 1000 and 777 getppid calls, never 1777.
+    let dir = tempdir("allreuse");
+    let out = dir.join("all.jsonl");
+    let mut tracer = start_tracer(&[
+        "trace",
+        "--all",
+        "--per-process",
+        "-e",
+        "getppid",
+        "--duration",
+        "5s",
+        "--no-live",
+        "--no-store",
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let mut first = Command::new(workload())
+        .args(["getppid", "1000"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = first.id();
+    assert!(first.wait().unwrap().success());
+    let mut second = (0..50)
+        .find_map(|_| spawn_with_pid(pid, &["getppid", "777"]))
+        .expect("could not get the reused pid");
+    assert!(second.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let recs = parse_jsonl(&std::fs::read_to_string(&out).unwrap());
+    let mut counts: Vec<(u64, u64)> = summary(&recs)["per_thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"].as_u64() == Some(u64::from(pid)))
+        .map(|t| {
+            (
+                t["generation"].as_u64().unwrap(),
+                t["syscalls"]["getppid"]["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    counts.sort_by_key(|c| c.1);
+    assert_eq!(
+        counts.iter().map(|c| c.1).collect::<Vec<_>>(),
+        [777, 1000],
+        "{counts:?}"
+    );
+    assert_ne!(counts[0].0, counts[1].0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A frozen, empty `run-<pid>-1` cgroup, as a recorder killed while its
 /// workload was stopped leaves behind.
 fn stale_frozen_cgroup(parent: &Path, pid: u32) -> std::path::PathBuf {

@@ -67,7 +67,14 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
     let child_tgid = read_i32(child, c.task_tgid_off) as u32;
     let ts_ns = emit::now();
     let mut child_gen = 0;
-    if c.flags & cfg::ALL == 0 && child_tgid != tgid {
+    if c.flags & cfg::ALL != 0 {
+        // Everything is traced: the table only holds generations, for
+        // per-process counts.
+        if c.flags & cfg::PER_PROC != 0 && child_tgid != tgid && child_tgid < c.pid_max {
+            child_gen = target::fork_generation(ts_ns);
+            let _ = TARGETS.set(child_tgid, u64::from(child_gen) << target::GEN_SHIFT, 0);
+        }
+    } else if child_tgid != tgid {
         if child_tgid < c.pid_max {
             // The parent's tree and flags, the child's own generation.
             child_gen = target::fork_generation(ts_ns);
@@ -204,7 +211,7 @@ fn sched_process_exit(ctx: &TracePointContext) {
         // Older kernels: the leader's exit stands for the group's.
         tid == tgid
     };
-    if group_dead && c.flags & cfg::ALL == 0 {
+    if group_dead && (c.flags & cfg::ALL == 0 || c.flags & cfg::PER_PROC != 0) {
         let _ = TARGETS.set(tgid, 0, 0);
     }
     let ts_ns = emit::now();
