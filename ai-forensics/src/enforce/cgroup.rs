@@ -49,10 +49,7 @@ impl Drop for RunCgroup {
 /// taken. Leftovers of recorders that are gone are swept first.
 pub fn create(pid: u32, tree: u32) -> Result<RunCgroup> {
     let root = mount_point().ok_or_else(|| Error::env("cgroup v2 is not mounted"))?;
-    create_under(&root.join("ai-forensics"), pid, tree)
-}
-
-fn create_under(parent: &Path, pid: u32, tree: u32) -> Result<RunCgroup> {
+    let parent = &root.join("ai-forensics");
     fs::create_dir_all(parent)
         .map_err(|e| Error::env(format!("creating cgroup {}: {e}", parent.display())))?;
     sweep(parent);

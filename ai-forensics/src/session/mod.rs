@@ -478,6 +478,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .collect();
     drop(probes);
     let sh = shared.lock().map(|s| s.clone()).unwrap_or_default();
+    let totals = summary::per_process(&per_thread);
     let mut report = summary::Report {
         opts,
         stats: &stats,
@@ -485,6 +486,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         shared: &sh,
         reader_records: reader_stats.records.load(Ordering::Relaxed),
         per_thread: &per_thread,
+        per_process: &totals,
         elapsed_ns: ended - started,
         child_status,
         lost_by_tree,
@@ -557,7 +559,6 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             .join()
             .map_err(|_| Error::Runtime("store writer panicked".into()))?;
         let ws = writer_stats.lock().map(|w| w.clone()).unwrap_or_default();
-        let totals = summary::per_process(&per_thread);
         let rows = syscalls::rows(&stats);
         let status = if end == End::Exited {
             "completed"

@@ -122,6 +122,8 @@ pub struct Report<'a> {
     pub reader_records: u64,
     /// Per-thread statistics.
     pub per_thread: &'a [ThreadRow],
+    /// Calls and errors per process (pid, generation), from `per_thread`.
+    pub per_process: &'a BTreeMap<(u32, u32), (u64, u64)>,
     /// Session length.
     pub elapsed_ns: u64,
     /// Wait status of the launched command.
@@ -295,10 +297,9 @@ impl Report<'_> {
             out.push_str(&table::activity(&c.activity, self.opts.top));
         }
         if self.opts.per_process || nprocs > 1 {
-            let totals = per_process(self.per_thread);
             let _ = writeln!(out, "\nprocesses");
             out.push_str(&table::process_tree(&c.procs, &|p| {
-                calls_of(&totals, p.pid, p.generation)
+                calls_of(self.per_process, p.pid, p.generation)
             }));
             if self.opts.per_process {
                 let _ = writeln!(out, "\nper thread");

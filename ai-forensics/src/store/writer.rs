@@ -323,21 +323,24 @@ const TRIM_EVERY: Duration = Duration::from_secs(10);
 fn trim_heap() {
     #[cfg(target_env = "gnu")]
     {
-        // SAFETY: mallinfo2 only reads the allocator's counters;
-        // sqlite3_memory_used reads SQLite's; malloc_trim only releases
-        // free heap memory, no pointers are invalidated.
-        let (mi, sqlite) = unsafe { (libc::mallinfo2(), rusqlite::ffi::sqlite3_memory_used()) };
         // Where a long recording's memory sits: data in use, free memory
-        // the allocator holds, and SQLite's own share of what is in use.
-        tracing::debug!(
-            "store heap: malloc in use {} KiB, free held {} KiB (top {} KiB), mmapped {} KiB; sqlite {} KiB",
-            mi.uordblks / 1024,
-            mi.fordblks / 1024,
-            mi.keepcost / 1024,
-            mi.hblkhd / 1024,
-            sqlite / 1024
-        );
-        // SAFETY: see above.
+        // the allocator holds, and SQLite's own share of what is in use
+        // (mallinfo2 walks every arena: only when it will be logged).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            // SAFETY: mallinfo2 only reads the allocator's counters,
+            // sqlite3_memory_used SQLite's.
+            let (mi, sqlite) = unsafe { (libc::mallinfo2(), rusqlite::ffi::sqlite3_memory_used()) };
+            tracing::debug!(
+                "store heap: malloc in use {} KiB, free held {} KiB (top {} KiB), mmapped {} KiB; sqlite {} KiB",
+                mi.uordblks / 1024,
+                mi.fordblks / 1024,
+                mi.keepcost / 1024,
+                mi.hblkhd / 1024,
+                sqlite / 1024
+            );
+        }
+        // SAFETY: malloc_trim only releases free heap memory; no pointers
+        // are invalidated.
         unsafe {
             libc::malloc_trim(0);
         }
