@@ -193,24 +193,38 @@ pub mod target {
     pub const FROZEN: u64 = 1 << 33;
     /// The tree is being killed: any member entering a syscall gets SIGKILL.
     pub const KILLED: u64 = 1 << 34;
-    /// Where a process's generation sits in its entry (bits 40-63).
-    pub const GEN_SHIFT: u32 = 40;
+    /// Where a process's generation sits in its entry (bits 35-63).
+    pub const GEN_SHIFT: u32 = 35;
+    /// Largest per-CPU fork sequence number; the sequence runs 1..=SEQ_MAX
+    /// and starts over at 1.
+    pub const SEQ_MAX: u32 = (1 << 23) - 1;
 
     /// The generation in a target entry: 0 for processes user space added
-    /// (launched, attached, adopted), odd for processes the kernel added at
-    /// fork. Per-process counts are keyed by pid and generation, so a pid
-    /// reused during a run starts from zero.
+    /// (launched, attached, adopted), non-zero for processes the kernel
+    /// added at fork. Per-process counts are keyed by pid and generation, so
+    /// a pid reused during a run starts from zero.
     #[must_use]
     pub const fn generation(entry: u64) -> u32 {
         (entry >> GEN_SHIFT) as u32
     }
 
-    /// A fork's generation from its time: 23 bits of 64-ns ticks, made odd.
-    /// Two processes with the same pid share one only if they were forked a
-    /// whole number of 0.54-s periods apart, to within 64 ns.
+    /// The CPU's fork sequence number after `seq`: never 0.
     #[must_use]
-    pub const fn fork_generation(ts_ns: u64) -> u32 {
-        ((((ts_ns >> 6) & 0x7f_ffff) as u32) << 1) | 1
+    pub const fn next_seq(seq: u32) -> u32 {
+        if seq >= SEQ_MAX || seq == 0 {
+            1
+        } else {
+            seq + 1
+        }
+    }
+
+    /// A fork's generation: the forking CPU's sequence number (23 bits)
+    /// above the CPU's number (6 bits). Every fork of a run gets its own
+    /// until a CPU has forked 8,388,607 times (or on machines with more
+    /// than 64 CPUs, where CPUs 64 apart share the low bits).
+    #[must_use]
+    pub const fn fork_generation(seq: u32, cpu: u32) -> u32 {
+        ((seq & SEQ_MAX) << 6) | (cpu & 63)
     }
 }
 
@@ -675,6 +689,8 @@ mod pod {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     #[test]
@@ -711,19 +727,36 @@ mod tests {
     }
 
     #[test]
-    fn fork_generations_are_odd_and_fit_the_entry() {
-        use super::target::{GEN_SHIFT, fork_generation, generation};
-        for ts in [0, 1, 63, 64, 1 << 29, u64::MAX, 123_456_789_012] {
-            let g = fork_generation(ts);
-            assert_eq!(g & 1, 1);
-            assert!(g < 1 << 24);
-            let entry = 7 | super::target::FROZEN | (u64::from(g) << GEN_SHIFT);
+    fn fork_generations_are_unique_per_cpu_and_fit_the_entry() {
+        use super::target::{
+            AWAIT_EXEC, FROZEN, GEN_SHIFT, KILLED, SEQ_MAX, fork_generation, generation, next_seq,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for cpu in 0..4 {
+            let mut seq = 0;
+            for _ in 0..10_000 {
+                seq = next_seq(seq);
+                let g = fork_generation(seq, cpu);
+                assert_ne!(g, 0);
+                assert!(seen.insert(g), "generation {g} given twice");
+            }
+        }
+        for (seq, cpu) in [(1, 0), (SEQ_MAX, 63), (SEQ_MAX, 255), (12_345, 7)] {
+            let g = fork_generation(seq, cpu);
+            assert_ne!(g, 0);
+            assert!(g < 1 << (64 - GEN_SHIFT));
+            let entry = 7 | AWAIT_EXEC | FROZEN | KILLED | (u64::from(g) << GEN_SHIFT);
             assert_eq!(generation(entry), g);
             assert_eq!(entry & 0xffff_ffff, 7);
+            assert_eq!(
+                entry & (AWAIT_EXEC | FROZEN | KILLED),
+                AWAIT_EXEC | FROZEN | KILLED
+            );
         }
-        // 64-ns steps give different generations, a 2^29-ns period the same.
-        assert_ne!(fork_generation(1000), fork_generation(1064));
-        assert_eq!(fork_generation(1000), fork_generation(1000 + (1 << 29)));
+        // The sequence wraps to 1, never to 0.
+        assert_eq!(next_seq(SEQ_MAX), 1);
+        assert_eq!(next_seq(0), 1);
+        assert_eq!(next_seq(41), 42);
         assert_eq!(generation(5), 0);
     }
 }

@@ -19,7 +19,7 @@ use aya_ebpf::{
     EbpfContext as _,
     cty::c_void,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
         generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str},
     },
     macros::raw_tracepoint,
@@ -30,7 +30,7 @@ use crate::{
     config,
     emit::{self, flush_loss, header, note_loss},
     filter,
-    maps::{EVENTS, INFLIGHT, SLOT, TARGETS, count_drop},
+    maps::{EVENTS, FORK_SEQ, INFLIGHT, SLOT, TARGETS, count_drop},
 };
 
 #[inline(always)]
@@ -46,6 +46,21 @@ fn read_i32(base: *const u8, off: u32) -> i32 {
         );
     }
     v
+}
+
+/// A generation for a process forked now: this CPU's next sequence number
+/// and the CPU's number ([`target::fork_generation`]).
+#[inline(always)]
+fn next_generation() -> u32 {
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(seq) = FORK_SEQ.get_ptr_mut(0) else {
+        return target::fork_generation(1, cpu);
+    };
+    // SAFETY: this CPU's slot; preemption is disabled while programs run.
+    let seq = unsafe { &mut *seq };
+    *seq = target::next_seq(*seq);
+    target::fork_generation(*seq, cpu)
 }
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
@@ -71,13 +86,13 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
         // Everything is traced: the table only holds generations, for
         // per-process counts.
         if c.flags & cfg::PER_PROC != 0 && child_tgid != tgid && child_tgid < c.pid_max {
-            child_gen = target::fork_generation(ts_ns);
+            child_gen = next_generation();
             let _ = TARGETS.set(child_tgid, u64::from(child_gen) << target::GEN_SHIFT, 0);
         }
     } else if child_tgid != tgid {
         if child_tgid < c.pid_max {
             // The parent's tree and flags, the child's own generation.
-            child_gen = target::fork_generation(ts_ns);
+            child_gen = next_generation();
             let v = filter::target_value(tgid) & ((1 << target::GEN_SHIFT) - 1);
             let _ = TARGETS.set(
                 child_tgid,
