@@ -801,7 +801,14 @@ fn a_closed_output_pipe_does_not_stop_the_recording() {
     require_root();
     let dir = tempdir("pipe");
     let db = dir.join("s.db");
-    // `| head -n 5`: the reader goes away after five lines.
+    // `| head -n 5`: the reader goes away after five lines, a second
+    // before the workload's second half. The store still wants every
+    // record, so the recording goes on to the end.
+    let w = workload();
+    let script = format!(
+        "{w} getppid 50000; sleep 1; {w} getppid 50000",
+        w = w.display()
+    );
     let mut rec = af_cmd()
         .args([
             "run",
@@ -813,9 +820,9 @@ fn a_closed_output_pipe_does_not_stop_the_recording() {
             "--store",
             db.to_str().unwrap(),
             "--",
-            workload().to_str().unwrap(),
-            "getppid",
-            "100000",
+            "/bin/sh",
+            "-c",
+            &script,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -830,10 +837,12 @@ fn a_closed_output_pipe_does_not_stop_the_recording() {
     let status = rec.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0), "{err}");
-    // The store kept everything.
+    // The store kept everything, and the session ran to its end.
     let shown = af(&["show", "last", "--json", "--store", db.to_str().unwrap()]);
     let v: Value = serde_json::from_str(&shown.stdout).unwrap();
-    assert_eq!(count(&v["summary"], "getppid"), 100_000);
+    // The workload's calls and the shell's one (it sets $PPID).
+    assert_eq!(count(&v["summary"], "getppid"), 100_001);
+    assert_eq!(v["status"], "completed");
     assert!(bpf_leftovers().is_empty(), "{:?}", bpf_leftovers());
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -282,6 +282,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         poll_ms,
     )
     .map_err(|e| Error::io("starting the reader thread", e))?;
+    // A closed output (`| head`) ends the session only when the stream was
+    // all the recording was for; a store, exporters, metrics, rules, an
+    // analyser or in-kernel deny rules keep it going.
+    let output_is_everything = consumer.store.is_none()
+        && consumer.exporters.list.is_empty()
+        && consumer.flow.is_none()
+        && consumer.policy.is_none()
+        && consumer.analyser.is_none()
+        && deny.is_empty();
     let consumer_thread = thread::Builder::new()
         .name("consumer".into())
         .spawn(move || consumer.run(&rx))
@@ -397,7 +406,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 empty_checks = 0;
             }
         }
-        if shared.lock().is_ok_and(|s| s.output_closed)
+        if (output_is_everything && shared.lock().is_ok_and(|s| s.output_closed))
             || deadline.is_some_and(|d| Instant::now() >= d)
         {
             break End::Interrupted;
