@@ -38,6 +38,11 @@ pub mod maps {
     pub const SCRATCH: &str = "SCRATCH";
     /// `Array<DenyRule>`: in-kernel deny rules.
     pub const DENY: &str = "DENY";
+    /// `PerCpuArray<u32>`: each CPU's fork sequence number, for the
+    /// generations of forked processes ([`target::fork_generation`]).
+    ///
+    /// [`target::fork_generation`]: crate::target::fork_generation
+    pub const FORK_SEQ: &str = "FORK_SEQ";
 }
 
 /// Name of the read-only configuration global in the eBPF object.
@@ -197,12 +202,16 @@ pub mod target {
     pub const GEN_SHIFT: u32 = 35;
     /// Largest per-CPU fork sequence number; the sequence runs 1..=SEQ_MAX
     /// and starts over at 1.
-    pub const SEQ_MAX: u32 = (1 << 23) - 1;
+    pub const SEQ_MAX: u32 = (1 << 22) - 1;
+    /// Set in the generations user space gives the processes it adds
+    /// (launched, attached, matched), never in the kernel's.
+    pub const USER_GEN: u32 = 1 << 28;
 
-    /// The generation in a target entry: 0 for processes user space added
-    /// (launched, attached, adopted), non-zero for processes the kernel
-    /// added at fork. Per-process counts are keyed by pid and generation, so
-    /// a pid reused during a run starts from zero.
+    /// The generation in a target entry: non-zero for processes the kernel
+    /// added at fork ([`fork_generation`]) and for those user space added
+    /// ([`user_generation`]), 0 for processes of a watched cgroup the kernel
+    /// took in at their first syscall. Per-process counts are keyed by pid
+    /// and generation, so a pid reused during a run starts from zero.
     #[must_use]
     pub const fn generation(entry: u64) -> u32 {
         (entry >> GEN_SHIFT) as u32
@@ -218,13 +227,19 @@ pub mod target {
         }
     }
 
-    /// A fork's generation: the forking CPU's sequence number (23 bits)
+    /// A fork's generation: the forking CPU's sequence number (22 bits)
     /// above the CPU's number (6 bits). Every fork of a run gets its own
-    /// until a CPU has forked 8,388,607 times (or on machines with more
+    /// until a CPU has forked 4,194,303 times (or on machines with more
     /// than 64 CPUs, where CPUs 64 apart share the low bits).
     #[must_use]
     pub const fn fork_generation(seq: u32, cpu: u32) -> u32 {
         ((seq & SEQ_MAX) << 6) | (cpu & 63)
+    }
+
+    /// The generation of the `n`-th process user space adds (from 0).
+    #[must_use]
+    pub const fn user_generation(n: u32) -> u32 {
+        USER_GEN | (n & (USER_GEN - 1))
     }
 }
 
@@ -729,7 +744,8 @@ mod tests {
     #[test]
     fn fork_generations_are_unique_per_cpu_and_fit_the_entry() {
         use super::target::{
-            AWAIT_EXEC, FROZEN, GEN_SHIFT, KILLED, SEQ_MAX, fork_generation, generation, next_seq,
+            AWAIT_EXEC, FROZEN, GEN_SHIFT, KILLED, SEQ_MAX, USER_GEN, fork_generation, generation,
+            next_seq, user_generation,
         };
         let mut seen = std::collections::HashSet::new();
         for cpu in 0..4 {
@@ -741,8 +757,22 @@ mod tests {
                 assert!(seen.insert(g), "generation {g} given twice");
             }
         }
-        for (seq, cpu) in [(1, 0), (SEQ_MAX, 63), (SEQ_MAX, 255), (12_345, 7)] {
-            let g = fork_generation(seq, cpu);
+        // User space's own never meet the kernel's.
+        for n in [0, 1, 77, USER_GEN - 1, USER_GEN, u32::MAX] {
+            let g = user_generation(n);
+            assert!(!seen.contains(&g));
+            assert_ne!(g & USER_GEN, 0);
+        }
+        assert_eq!(fork_generation(SEQ_MAX, 63) & USER_GEN, 0);
+        let gens = [
+            fork_generation(1, 0),
+            fork_generation(SEQ_MAX, 63),
+            fork_generation(SEQ_MAX, 255),
+            fork_generation(12_345, 7),
+            user_generation(0),
+            user_generation(u32::MAX),
+        ];
+        for g in gens {
             assert_ne!(g, 0);
             assert!(g < 1 << (64 - GEN_SHIFT));
             let entry = 7 | AWAIT_EXEC | FROZEN | KILLED | (u64::from(g) << GEN_SHIFT);

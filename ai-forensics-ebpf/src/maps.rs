@@ -36,9 +36,6 @@ pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(drop::COUNT, 
 #[map]
 pub static LOSS: PerCpuArray<LossPending> = PerCpuArray::with_max_entries(1, 0);
 
-/// Each CPU's fork sequence number ([`target::next_seq`]).
-///
-/// [`target::next_seq`]: ai_forensics_common::target::next_seq
 #[map]
 pub static FORK_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 

@@ -636,16 +636,21 @@ fn a_reused_pid_is_not_followed() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn a_reused_pid_keeps_its_own_counts_when_everything_is_traced() {
-    require_root();
-    // Two processes, one after the other, on the same pid, under `--all
-    // --per-process`: 1000 and 777 getppid calls, never 1777.
-    let dir = tempdir("allreuse");
-    let out = dir.join("all.jsonl");
-    let mut tracer = start_tracer(&[
-        "trace",
-        "--all",
+/// Two processes, one after the other, on the same pid (forced with
+/// `ns_last_pid`), traced with `select`: returns the pid's `per_thread`
+/// entries as (generation, getppid calls), fewest calls first, and the
+/// generations of the processes listed with that pid.
+fn two_processes_on_one_pid(
+    tag: &str,
+    select: &[&str],
+    first: &[&str],
+    second: &[&str],
+) -> (Vec<(u64, u64)>, Vec<u64>) {
+    let dir = tempdir(tag);
+    let out = dir.join("out.jsonl");
+    let mut args = vec!["trace"];
+    args.extend_from_slice(select);
+    args.extend_from_slice(&[
         "--per-process",
         "-e",
         "getppid",
@@ -657,24 +662,32 @@ fn a_reused_pid_keeps_its_own_counts_when_everything_is_traced() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    let mut first = Command::new(workload())
-        .args(["getppid", "1000"])
+    let mut tracer = start_tracer(&args);
+    let mut one = Command::new(workload())
+        .args(first)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = first.id();
-    assert!(first.wait().unwrap().success());
-    let mut second = (0..50)
-        .find_map(|_| spawn_with_pid(pid, &["getppid", "777"]))
+    let pid = one.id();
+    assert!(one.wait().unwrap().success());
+    let mut two = (0..50)
+        .find_map(|_| spawn_with_pid(pid, second))
         .expect("could not get the reused pid");
-    assert!(second.wait().unwrap().success());
+    assert!(two.wait().unwrap().success());
     assert!(tracer.wait().unwrap().success());
     let recs = parse_jsonl(&std::fs::read_to_string(&out).unwrap());
-    let mut counts: Vec<(u64, u64)> = summary(&recs)["per_thread"]
-        .as_array()
-        .unwrap()
+    let s = summary(&recs);
+    let of_pid = |key: &str| -> Vec<Value> {
+        s[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["pid"].as_u64() == Some(u64::from(pid)))
+            .cloned()
+            .collect()
+    };
+    let mut counts: Vec<(u64, u64)> = of_pid("per_thread")
         .iter()
-        .filter(|t| t["pid"].as_u64() == Some(u64::from(pid)))
         .map(|t| {
             (
                 t["generation"].as_u64().unwrap(),
@@ -683,13 +696,56 @@ fn a_reused_pid_keeps_its_own_counts_when_everything_is_traced() {
         })
         .collect();
     counts.sort_by_key(|c| c.1);
+    let mut listed: Vec<u64> = of_pid("processes")
+        .iter()
+        .map(|p| p["generation"].as_u64().unwrap())
+        .collect();
+    listed.sort_unstable();
+    let _ = std::fs::remove_dir_all(dir);
+    (counts, listed)
+}
+
+/// Each process's counts, never their sum, and both processes listed (the
+/// second does not take the first one's place).
+fn assert_kept_apart(counts: &[(u64, u64)], listed: &[u64], want: [u64; 2]) {
     assert_eq!(
         counts.iter().map(|c| c.1).collect::<Vec<_>>(),
-        [777, 1000],
+        want,
         "{counts:?}"
     );
     assert_ne!(counts[0].0, counts[1].0);
-    let _ = std::fs::remove_dir_all(dir);
+    let mut gens = vec![counts[0].0, counts[1].0];
+    gens.sort_unstable();
+    assert_eq!(listed, gens);
+}
+
+#[test]
+fn a_reused_pid_keeps_its_own_counts_when_everything_is_traced() {
+    require_root();
+    // Under `--all --per-process`: 1000 and 777 getppid calls, never 1777.
+    let (counts, listed) = two_processes_on_one_pid(
+        "allreuse",
+        &["--all"],
+        &["getppid", "1000"],
+        &["getppid", "777"],
+    );
+    assert_kept_apart(&counts, &listed, [777, 1000]);
+}
+
+#[test]
+fn processes_matched_on_a_reused_pid_keep_their_own_counts() {
+    require_root();
+    // Each process is matched by `--exe` when it execs and added by user
+    // space, which gives it a generation of its own (bit 28 set); both
+    // wait 300 ms before their calls, so every call is counted.
+    let (counts, listed) = two_processes_on_one_pid(
+        "matchreuse",
+        &["--exe", "/workload$"],
+        &["spin-getppid", "1000", "300"],
+        &["spin-getppid", "777", "300"],
+    );
+    assert_kept_apart(&counts, &listed, [777, 1000]);
+    assert!(counts.iter().all(|c| c.0 & (1 << 28) != 0), "{counts:?}");
 }
 
 /// A frozen, empty `run-<pid>-1` cgroup, as a recorder killed while its

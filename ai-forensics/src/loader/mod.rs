@@ -11,11 +11,15 @@ pub mod tracefs;
 
 use std::{
     fs,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
 };
 
 use ai_forensics_common::{
     CONFIG_GLOBAL, Config, MAX_SYSCALLS, ProcKey, ProcStat, SyscallSpec, SyscallStat, drop, maps,
+    target,
 };
 use aya::{
     Ebpf, EbpfLoader,
@@ -216,6 +220,7 @@ impl Probes {
         let targets = Targets {
             map: Arc::new(Mutex::new(take(&mut ebpf, maps::TARGETS)?)),
             pid_max,
+            added: Arc::new(AtomicU32::new(0)),
         };
         let specs = take(&mut ebpf, maps::SPECS)?;
         let stats = take(&mut ebpf, maps::STATS)?;
@@ -402,23 +407,27 @@ impl Probes {
 pub struct Targets {
     map: Arc<Mutex<Array<MapData, u64>>>,
     pid_max: u32,
+    /// Processes added so far: the next one's generation.
+    added: Arc<AtomicU32>,
 }
 
 impl Targets {
-    /// Makes `tgid` a target in `tree`.
-    pub fn add(&self, tgid: u32, tree: u32) -> Result<()> {
+    /// Makes `tgid` a target in `tree`. Returns the generation its
+    /// per-process counts are kept under.
+    pub fn add(&self, tgid: u32, tree: u32) -> Result<u32> {
         self.add_raw(tgid, u64::from(tree))
     }
 
-    /// Makes a launched child a target whose syscalls count from its execve.
-    pub fn add_launched(&self, tgid: u32, tree: u32) -> Result<()> {
+    /// Makes a launched child a target whose syscalls count from its
+    /// execve. Returns its generation.
+    pub fn add_launched(&self, tgid: u32, tree: u32) -> Result<u32> {
         self.add_raw(
             tgid,
             u64::from(tree) | ai_forensics_common::target::AWAIT_EXEC,
         )
     }
 
-    fn add_raw(&self, tgid: u32, value: u64) -> Result<()> {
+    fn add_raw(&self, tgid: u32, value: u64) -> Result<u32> {
         if tgid >= self.pid_max {
             return Err(Error::usage(format!(
                 "pid {tgid} is beyond pid_max {}",
@@ -429,8 +438,14 @@ impl Targets {
             .map
             .lock()
             .map_err(|_| Error::Runtime("target table lock poisoned".into()))?;
-        map.set(tgid, value, 0)
-            .map_err(|e| bpf_err(format!("adding target {tgid}"), e))
+        let generation = target::user_generation(self.added.fetch_add(1, Ordering::Relaxed));
+        map.set(
+            tgid,
+            value | (u64::from(generation) << target::GEN_SHIFT),
+            0,
+        )
+        .map_err(|e| bpf_err(format!("adding target {tgid}"), e))?;
+        Ok(generation)
     }
 
     /// Sets then clears flag bits of a target's entry (no-op for non-targets).

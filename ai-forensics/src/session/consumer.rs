@@ -48,6 +48,8 @@ pub enum Msg {
         origin: Origin,
         /// Why.
         reason: Option<String>,
+        /// Generation of its per-process counts.
+        generation: u32,
     },
     /// Write the flight recorder's window out now (signal, `dump`, alert).
     Trigger(String),
@@ -425,9 +427,10 @@ impl Consumer {
                 tree,
                 origin,
                 reason,
+                generation,
             } => {
                 self.procs
-                    .observe(pid, tree, origin, Some(Clock::monotonic_now()));
+                    .observe(pid, tree, origin, Some(Clock::monotonic_now()), generation);
                 self.release_forgotten();
                 if let Some(r) = reason {
                     self.procs.set_reason(pid, r);
@@ -651,13 +654,17 @@ impl Consumer {
         if self.next_tree < ai_forensics_common::MAX_TREES - 1 {
             self.next_tree += 1;
         }
-        if let Err(e) = self.targets.add(pid, tree) {
-            tracing::warn!("cannot trace matched process {pid}: {e}");
-            return;
-        }
+        let generation = match self.targets.add(pid, tree) {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!("cannot trace matched process {pid}: {e}");
+                return;
+            }
+        };
         self.matched += 1;
         tracing::info!("tracing process {pid}: {reason}");
-        self.procs.observe(pid, tree, Origin::Matched, Some(ts));
+        self.procs
+            .observe(pid, tree, Origin::Matched, Some(ts), generation);
         self.release_forgotten();
         self.procs.set_reason(pid, reason.clone());
         self.fds.seed_from_proc(pid);

@@ -259,6 +259,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             tree: i.tree,
             origin: i.origin,
             reason: i.reason,
+            generation: i.generation,
         });
     }
 
@@ -312,10 +313,13 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
         let gated = launch::fork_gated(&l.argv, l.creds.as_ref())?;
         let pid = gated.pid;
-        if let Err(e) = probes.targets.add_launched(pid, tree) {
-            gated.abort();
-            return Err(e);
-        }
+        let generation = match probes.targets.add_launched(pid, tree) {
+            Ok(g) => g,
+            Err(e) => {
+                gated.abort();
+                return Err(e);
+            }
+        };
         if let Some(cg) = &run_cgroup
             && let Err(e) = crate::enforce::cgroup::enter(cg.dir(), pid)
         {
@@ -327,6 +331,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             tree: tree - 1,
             origin: Origin::Launched,
             reason: Some("run".into()),
+            generation,
         });
         gated.open()?;
         child = Some(pid);

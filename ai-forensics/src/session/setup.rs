@@ -223,6 +223,8 @@ pub struct Initial {
     pub origin: Origin,
     /// Why.
     pub reason: Option<String>,
+    /// Generation its per-process counts are kept under (set when added).
+    pub generation: u32,
 }
 
 /// Targets known at start: explicit PIDs with their descendants, members of
@@ -236,6 +238,7 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
             pid,
             tree,
             origin: Origin::Attached,
+            generation: 0,
             reason: Some("--pid".into()),
         });
         for d in procfs::descendants(pid) {
@@ -243,6 +246,7 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
                 pid: d,
                 tree,
                 origin: Origin::Attached,
+                generation: 0,
                 reason: Some(format!("descendant of {pid}")),
             });
         }
@@ -263,6 +267,7 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
                 pid,
                 tree,
                 origin: Origin::Attached,
+                generation: 0,
                 reason: Some(why.clone()),
             });
         }
@@ -281,15 +286,16 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
                     pid,
                     tree,
                     origin: Origin::Matched,
+                    generation: 0,
                     reason: Some(reason),
                 });
                 tree = (tree + 1).min(ai_forensics_common::MAX_TREES - 1);
             }
         }
     }
-    for i in &out {
+    for i in &mut out {
         if i.pid != std::process::id() {
-            probes.targets.add(i.pid, i.tree)?;
+            i.generation = probes.targets.add(i.pid, i.tree)?;
         }
     }
     Ok((out, tree))

@@ -147,6 +147,9 @@ pub struct Processes {
     /// Exits in the order they came, `(pid, exit time)`: which exited
     /// process to forget next, without a scan.
     exited: VecDeque<(u32, u64)>,
+    /// Exited processes whose pid a newer process took, by pid and exit
+    /// time: still listed, and forgotten in exit order like the others.
+    retired: BTreeMap<(u32, u64), Process>,
     /// Exited processes kept in memory when a store takes the rest (see
     /// [`Processes::spill_to_store`]); `MAX_EXITED` otherwise.
     keep_exited: Option<usize>,
@@ -172,9 +175,10 @@ impl Processes {
         self.map.get(&pid)
     }
 
-    /// Every process, by pid.
+    /// Every process: the ones holding their pid, by pid, then those whose
+    /// pid a newer process took.
     pub fn iter(&self) -> impl Iterator<Item = &Process> {
-        self.map.values()
+        self.map.values().chain(self.retired.values())
     }
 
     /// Pids of processes believed alive.
@@ -227,7 +231,9 @@ impl Processes {
     }
 
     fn forget(&mut self, p: Process) {
-        if self.forgotten.len() < MAX_SPILL {
+        // What other tables hold for a pid that a newer process took is
+        // that process's now.
+        if self.forgotten.len() < MAX_SPILL && !self.map.contains_key(&p.pid) {
             self.forgotten.push(p.pid);
         }
         match &mut self.spill {
@@ -240,7 +246,7 @@ impl Processes {
     }
 
     fn make_room(&mut self) {
-        if self.map.len() < MAX_PROCESSES || self.forget_oldest_exited() {
+        if self.map.len() + self.retired.len() < MAX_PROCESSES || self.forget_oldest_exited() {
             return;
         }
         // Every remembered process is alive: the lowest pid goes.
@@ -252,8 +258,9 @@ impl Processes {
         }
     }
 
-    /// Forgets the process that exited first. An entry whose pid was reused
-    /// since (the table holds another process now) is skipped.
+    /// Forgets the process that exited first, whether it still holds its
+    /// pid or a newer process took it. Queue entries of processes already
+    /// forgotten are skipped.
     fn forget_oldest_exited(&mut self) -> bool {
         while let Some((pid, ts)) = self.exited.pop_front() {
             if self
@@ -265,8 +272,28 @@ impl Processes {
                 self.forget(p);
                 return true;
             }
+            if let Some(p) = self.retired.remove(&(pid, ts)) {
+                self.forget(p);
+                return true;
+            }
         }
         false
+    }
+
+    /// Makes room for a new process with `pid`: an exited process that
+    /// still holds it moves aside (kept, and forgotten in exit order). A
+    /// process believed alive stays. Returns whether the pid is free.
+    fn free_pid(&mut self, pid: u32) -> bool {
+        let Some(old) = self.map.get(&pid) else {
+            return true;
+        };
+        let Some(exit) = old.exit_ns.filter(|_| !self.live.contains(&pid)) else {
+            return false;
+        };
+        if let Some(old) = self.map.remove(&pid) {
+            self.retired.insert((pid, exit), old);
+        }
+        true
     }
 
     /// A process ended at `ts`: queued to be forgotten in exit order.
@@ -282,12 +309,21 @@ impl Processes {
         }
     }
 
-    /// A process found running or launched: identity from `/proc`.
-    pub fn observe(&mut self, pid: u32, tree: u32, origin: Origin, ts_ns: Option<u64>) -> &Process {
-        if !self.map.contains_key(&pid) {
+    /// A process found running or launched: identity from `/proc`;
+    /// `generation` keys its kernel counts.
+    pub fn observe(
+        &mut self,
+        pid: u32,
+        tree: u32,
+        origin: Origin,
+        ts_ns: Option<u64>,
+        generation: u32,
+    ) -> &Process {
+        if self.free_pid(pid) {
             self.make_room();
             let mut p = Process::new(pid, tree, origin);
             p.start_ns = ts_ns;
+            p.generation = generation;
             p.fill_from_proc();
             for t in procfs::threads(pid) {
                 p.threads.insert(t);
@@ -313,6 +349,7 @@ impl Processes {
             }
             return false;
         }
+        self.free_pid(f.child_tgid);
         self.make_room();
         let mut p = Process::new(f.child_tgid, f.tree, Origin::Forked);
         p.ppid = Some(f.tgid);
@@ -333,7 +370,7 @@ impl Processes {
 
     /// An exec record: the new program's identity.
     pub fn exec(&mut self, e: &Exec, origin: Origin) {
-        if !self.map.contains_key(&e.tgid) {
+        if self.free_pid(e.tgid) {
             self.make_room();
             let mut p = Process::new(e.tgid, e.tree, origin);
             p.start_ns = Some(e.ts_ns);
@@ -531,6 +568,78 @@ mod tests {
         // The first exits were forgotten, the last kept.
         assert!(ps.get(3).is_none());
         assert!(ps.get(n + 1).is_some());
-        assert_eq!(ps.evicted, u64::from(n) - 1 - MAX_EXITED as u64);
+        // The first process with pid 2 is among them, counted.
+        assert_eq!(ps.evicted, u64::from(n) - MAX_EXITED as u64);
+    }
+
+    /// A pid reused while the exited process that had it is still kept:
+    /// both are listed, each with its own generation, and both reach the
+    /// store in exit order; adopting or exec'ing on the pid starts a new
+    /// process too, and a live process keeps its entry.
+    #[test]
+    fn a_reused_pid_keeps_the_exited_process() {
+        const P: u32 = 4_000_050;
+        const Q: u32 = 4_000_060;
+        let exit = |pid: u32, ts: u64| Exit {
+            ts_ns: ts,
+            tgid: pid,
+            tid: pid,
+            tree: 1,
+            group_dead: true,
+            comm: vec![],
+        };
+        let mut ps = Processes::default();
+        ps.spill_to_store(1);
+        ps.fork(&Fork {
+            child_gen: 3,
+            ..fork(1, P, P)
+        });
+        ps.exit(&exit(P, 100));
+        ps.fork(&Fork {
+            child_gen: 5,
+            ..fork(1, P, P)
+        });
+        let gens: Vec<(u32, Option<u64>)> = ps.iter().map(|p| (p.generation, p.exit_ns)).collect();
+        assert_eq!(gens, vec![(5, None), (3, Some(100))]);
+        assert_eq!(ps.get(P).unwrap().generation, 5);
+        ps.exit(&exit(P, 200));
+        // One exited process is kept: the first goes to the store, and
+        // the pid's other tables are not released (the newer one holds it).
+        let out = ps.take_spilled();
+        assert_eq!(out.iter().map(|p| p.generation).collect::<Vec<_>>(), [3]);
+        assert_eq!(ps.iter().count(), 1);
+        assert!(ps.take_forgotten().is_empty());
+        // A process adopted on the pid, then one exec'ing on it after
+        // that one exits: new entries each time.
+        let mut ps = Processes::default();
+        ps.fork(&fork(1, Q, Q));
+        ps.exit(&exit(Q, 10));
+        ps.observe(Q, 2, Origin::Matched, Some(20), 7);
+        assert_eq!(ps.iter().count(), 2);
+        assert!(
+            ps.get(Q)
+                .is_some_and(|p| p.exit_ns.is_none() && p.tree == 2)
+        );
+        assert!(ps.live().contains(&Q));
+        ps.exit(&exit(Q, 30));
+        ps.exec(
+            &Exec {
+                ts_ns: 40,
+                tgid: Q,
+                tid: Q,
+                old_tid: Q,
+                tree: 3,
+                filename: b"/bin/true".to_vec(),
+                comm: b"true".to_vec(),
+                truncated: false,
+            },
+            Origin::Forked,
+        );
+        assert_eq!(ps.iter().count(), 3);
+        assert_eq!(ps.get(Q).unwrap().tree, 3);
+        // A live process on the pid keeps its entry when observed again.
+        ps.observe(Q, 9, Origin::Matched, Some(50), 9);
+        assert_eq!((ps.iter().count(), ps.get(Q).unwrap().tree), (3, 3));
+        assert_eq!(ps.evicted, 0);
     }
 }
