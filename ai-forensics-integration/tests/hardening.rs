@@ -748,6 +748,90 @@ fn processes_matched_on_a_reused_pid_keep_their_own_counts() {
     assert!(counts.iter().all(|c| c.0 & (1 << 28) != 0), "{counts:?}");
 }
 
+#[test]
+fn cgroup_members_sharing_a_pid_get_no_summed_counts() {
+    require_root();
+    // Two members of a watched cgroup, one after the other on one pid, each
+    // joining then exec'ing the workload (1000 and 777 getppid calls). The
+    // kernel takes each in at its first syscall with generation 0, so their
+    // counts share one key: both are listed, and neither gets the sum.
+    let base = Path::new("/sys/fs/cgroup/unified");
+    assert!(base.join("cgroup.procs").is_file(), "cgroup v2 not mounted");
+    let cg = base.join(format!("aif-test-share-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    let dir = tempdir("cgshare");
+    let db = dir.join("s.db");
+    let mut tracer = start_tracer(&[
+        "trace",
+        "--cgroup",
+        cg.to_str().unwrap(),
+        "--per-process",
+        "-e",
+        "getppid",
+        "--duration",
+        "4s",
+        "--no-live",
+        "--store",
+        db.to_str().unwrap(),
+        "--json",
+        "-o",
+        dir.join("out.jsonl").to_str().unwrap(),
+    ]);
+    let member = |n: u32| {
+        format!(
+            "echo $$ > {}; exec {} getppid {n}",
+            cg.join("cgroup.procs").display(),
+            workload().display()
+        )
+    };
+    let spawn = |script: &str| {
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut one = spawn(&member(1000));
+    let pid = one.id();
+    assert!(one.wait().unwrap().success());
+    let mut two = (0..50)
+        .find_map(|_| {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).ok()?;
+            let mut c = spawn(&member(777));
+            if c.id() == pid {
+                Some(c)
+            } else {
+                let _ = c.kill();
+                let _ = c.wait();
+                None
+            }
+        })
+        .expect("could not get the reused pid");
+    assert!(two.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let _ = std::fs::remove_dir(&cg);
+    let recs = parse_jsonl(&std::fs::read_to_string(dir.join("out.jsonl")).unwrap());
+    let summed: Vec<u64> = summary(&recs)["per_thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"].as_u64() == Some(u64::from(pid)))
+        .map(|t| t["syscalls"]["getppid"]["count"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(summed, [1777], "the kernel's one key for both");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let mut q = conn
+        .prepare("SELECT generation, calls FROM processes WHERE pid = ?1")
+        .unwrap();
+    let rows: Vec<(u32, Option<u64>)> = q
+        .query_map([pid], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows, [(0, None), (0, None)]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A frozen, empty `run-<pid>-1` cgroup, as a recorder killed while its
 /// workload was stopped leaves behind.
 fn stale_frozen_cgroup(parent: &Path, pid: u32) -> std::path::PathBuf {

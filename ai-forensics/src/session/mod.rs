@@ -492,7 +492,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .collect();
     drop(probes);
     let sh = shared.lock().map(|s| s.clone()).unwrap_or_default();
-    let totals = summary::per_process(&per_thread);
+    let mut totals = summary::per_process(&per_thread);
+    summary::mark_shared(&mut totals, consumer.procs.iter());
     let mut report = summary::Report {
         opts,
         stats: &stats,

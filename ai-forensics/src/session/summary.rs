@@ -73,6 +73,28 @@ pub fn per_process(rows: &[ThreadRow]) -> BTreeMap<(u32, u32), (u64, u64)> {
     m
 }
 
+/// Stands in [`per_process`]'s map for the counts of a (pid, 0) key that
+/// more than one listed process could own: they are the sum of theirs,
+/// so none of them gets them.
+pub const SHARED: (u64, u64) = (u64::MAX, u64::MAX);
+
+/// Marks the (pid, 0) counts that two or more of `procs` share (processes
+/// whose generation is unknown or 0: a `--cgroup` member the kernel took in
+/// at its first syscall) as [`SHARED`].
+pub fn mark_shared<'p>(
+    totals: &mut BTreeMap<(u32, u32), (u64, u64)>,
+    procs: impl Iterator<Item = &'p crate::state::procs::Process>,
+) {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in procs.filter(|p| p.generation == 0) {
+        if !seen.insert(p.pid)
+            && let Some(t) = totals.get_mut(&(p.pid, 0))
+        {
+            *t = SHARED;
+        }
+    }
+}
+
 /// The calls and errors of process `pid` of generation `generation`.
 /// When its fork record was lost (the ring buffer was full), user space
 /// never learnt its generation (0): if the kernel has counts for only one
@@ -84,7 +106,7 @@ pub fn calls_of(
     generation: u32,
 ) -> Option<(u64, u64)> {
     if let Some(t) = totals.get(&(pid, generation)) {
-        return Some(*t);
+        return (*t != SHARED).then_some(*t);
     }
     if generation != 0 {
         return None;
@@ -573,5 +595,34 @@ mod tests {
         assert_eq!(super::calls_of(&t, 11, 0), Some((4, 0)));
         assert_eq!(super::calls_of(&t, 11, 5), None);
         assert_eq!(super::calls_of(&t, 12, 0), None);
+    }
+
+    /// Two listed processes with pid 10 and generation 0 (say two cgroup
+    /// members on one pid): the kernel's (10, 0) counts are their sum, so
+    /// neither gets them; a lone one still does.
+    #[test]
+    fn counts_two_processes_share_go_to_neither() {
+        use crate::state::procs::{Origin, Processes};
+        let mut t = BTreeMap::new();
+        t.insert((4_000_010, 0), (5, 1));
+        t.insert((4_000_010, 7), (2, 0));
+        t.insert((4_000_011, 0), (4, 0));
+        let mut ps = Processes::default();
+        let exit = |pid: u32, ts: u64| crate::decode::Exit {
+            ts_ns: ts,
+            tgid: pid,
+            tid: pid,
+            tree: 1,
+            group_dead: true,
+            comm: vec![],
+        };
+        ps.observe(4_000_010, 1, Origin::Attached, Some(1), 0);
+        ps.exit(&exit(4_000_010, 2));
+        ps.observe(4_000_010, 1, Origin::Attached, Some(3), 0);
+        ps.observe(4_000_011, 1, Origin::Attached, Some(3), 0);
+        super::mark_shared(&mut t, ps.iter());
+        assert_eq!(super::calls_of(&t, 4_000_010, 0), None);
+        assert_eq!(super::calls_of(&t, 4_000_010, 7), Some((2, 0)));
+        assert_eq!(super::calls_of(&t, 4_000_011, 0), Some((4, 0)));
     }
 }

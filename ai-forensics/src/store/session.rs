@@ -149,8 +149,13 @@ impl Store {
                         .map_err(|e| super::sql_err(&self.path, &e))?;
                     // Every process: a pid reused during the run has one
                     // entry per generation.
-                    for ((pid, g), (c, e)) in f.per_process {
-                        t.execute(params![pid, g, *c as i64, *e as i64])
+                    for ((pid, g), ce) in f.per_process {
+                        let (c, e) = if *ce == crate::session::summary::SHARED {
+                            (None, None)
+                        } else {
+                            (Some(ce.0 as i64), Some(ce.1 as i64))
+                        };
+                        t.execute(params![pid, g, c, e])
                             .map_err(|e| super::sql_err(&self.path, &e))?;
                     }
                 }
@@ -169,6 +174,16 @@ impl Store {
                 .map_err(|e| super::sql_err(&self.path, &e))?;
                 tx.execute_batch("DROP TABLE temp.totals;")
                     .map_err(|e| super::sql_err(&self.path, &e))?;
+            }
+            // Rows with one pid and generation 0, written now or during the
+            // run: the kernel's counts for them are their sum; none gets
+            // them (as `summary::mark_shared` for those still in memory).
+            if !f.per_process.is_empty() {
+                tx.execute(
+                    "UPDATE processes SET calls = NULL, errors = NULL WHERE session_id = ?1 AND generation = 0 AND pid IN (SELECT pid FROM processes WHERE session_id = ?1 AND generation = 0 GROUP BY pid HAVING count(*) > 1)",
+                    params![id],
+                )
+                .map_err(|e| super::sql_err(&self.path, &e))?;
             }
             if let Some(a) = f.activity {
                 let mut fi = tx
