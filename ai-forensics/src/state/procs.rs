@@ -296,6 +296,26 @@ impl Processes {
         true
     }
 
+    /// A fork at `ts` made a new process with `pid`, which a process believed
+    /// alive still holds. If that one started before the fork, it is gone
+    /// and its exit record was lost: it moves aside like an exited process
+    /// (its exit time unknown, queued as of the fork). If not, it is this
+    /// very child, seen in `/proc` at attach, and the fork record replaces
+    /// it.
+    fn retire_unseen_exit(&mut self, pid: u32, ts: u64) {
+        if self
+            .map
+            .get(&pid)
+            .is_none_or(|p| p.start_ns.is_none_or(|s| s >= ts))
+        {
+            return;
+        }
+        if let Some(old) = self.map.remove(&pid) {
+            self.retired.insert((pid, ts), old);
+            self.exited_at(pid, ts);
+        }
+    }
+
     /// A process ended at `ts`: queued to be forgotten in exit order.
     fn exited_at(&mut self, pid: u32, ts: u64) {
         self.exited.push_back((pid, ts));
@@ -349,7 +369,9 @@ impl Processes {
             }
             return false;
         }
-        self.free_pid(f.child_tgid);
+        if !self.free_pid(f.child_tgid) {
+            self.retire_unseen_exit(f.child_tgid, f.ts_ns);
+        }
         self.make_room();
         let mut p = Process::new(f.child_tgid, f.tree, Origin::Forked);
         p.ppid = Some(f.tgid);
@@ -641,5 +663,52 @@ mod tests {
         ps.observe(Q, 9, Origin::Matched, Some(50), 9);
         assert_eq!((ps.iter().count(), ps.get(Q).unwrap().tree), (3, 3));
         assert_eq!(ps.evicted, 0);
+    }
+
+    /// A fork onto the pid of a process whose exit record was lost: the old
+    /// one stays listed (exit unknown) and is forgotten in turn; a fork
+    /// record for a child the attach-time scan already found replaces it.
+    #[test]
+    fn a_lost_exit_does_not_lose_the_process() {
+        const P: u32 = 4_000_070;
+        let two_forks = |ps: &mut Processes| {
+            ps.fork(&Fork {
+                ts_ns: 10,
+                child_gen: 3,
+                ..fork(1, P, P)
+            });
+            ps.fork(&Fork {
+                ts_ns: 50,
+                child_gen: 5,
+                ..fork(1, P, P)
+            });
+        };
+        let mut ps = Processes::default();
+        two_forks(&mut ps);
+        let gens: Vec<(u32, Option<u64>)> = ps.iter().map(|p| (p.generation, p.exit_ns)).collect();
+        assert_eq!(gens, [(5, None), (3, None)]);
+        assert!(ps.live().contains(&P));
+        // With a store that keeps no exited process in memory, the old
+        // one goes to it at once.
+        let mut ps = Processes::default();
+        ps.spill_to_store(0);
+        two_forks(&mut ps);
+        let out = ps.take_spilled();
+        assert_eq!(out.iter().map(|p| p.generation).collect::<Vec<_>>(), [3]);
+        assert_eq!(ps.iter().count(), 1);
+        // Let go before the child took the pid: what other tables hold for
+        // it is the old process's.
+        assert_eq!(ps.take_forgotten(), [P]);
+        // Seen in /proc at 100, its fork record (at 90) comes after: one
+        // process.
+        let mut ps = Processes::default();
+        ps.observe(P, 1, Origin::Attached, Some(100), 0);
+        ps.fork(&Fork {
+            ts_ns: 90,
+            child_gen: 7,
+            ..fork(1, P, P)
+        });
+        assert_eq!(ps.iter().count(), 1);
+        assert_eq!(ps.get(P).unwrap().generation, 7);
     }
 }
