@@ -832,6 +832,76 @@ fn cgroup_members_sharing_a_pid_get_no_summed_counts() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[test]
+fn a_process_moved_into_a_watched_cgroup_is_listed() {
+    require_root();
+    // A running process is moved into a watched cgroup after tracing began
+    // and never forks or execs there: it is taken in at its first syscall
+    // and must still be listed, with why, and counted.
+    let base = Path::new("/sys/fs/cgroup/unified");
+    assert!(base.join("cgroup.procs").is_file(), "cgroup v2 not mounted");
+    let cg = base.join(format!("aif-test-moved-{}", std::process::id()));
+    std::fs::create_dir_all(&cg).unwrap();
+    let dir = tempdir("cgmoved");
+    let out = dir.join("out.jsonl");
+    let mut member = Command::new(workload())
+        .args(["spin-getppid", "2500", "1500"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut tracer = start_tracer(&[
+        "trace",
+        "--cgroup",
+        cg.to_str().unwrap(),
+        "--per-process",
+        "-e",
+        "getppid",
+        "--duration",
+        "3s",
+        "--no-live",
+        "--no-store",
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::write(cg.join("cgroup.procs"), member.id().to_string()).unwrap();
+    assert!(member.wait().unwrap().success());
+    assert!(tracer.wait().unwrap().success());
+    let _ = std::fs::remove_dir(&cg);
+    let recs = parse_jsonl(&std::fs::read_to_string(&out).unwrap());
+    let s = summary(&recs);
+    let pid = u64::from(member.id());
+    let listed: Vec<&Value> = s["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["pid"].as_u64() == Some(pid))
+        .collect();
+    assert_eq!(listed.len(), 1, "{}", s["processes"]);
+    assert_eq!(listed[0]["origin"], "matched");
+    assert!(
+        listed[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("cgroup ")),
+        "{}",
+        listed[0]
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["type"] == "process" && r["pid"].as_u64() == Some(pid)),
+        "no process record"
+    );
+    let calls: u64 = s["per_thread"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"].as_u64() == Some(pid))
+        .map(|t| t["syscalls"]["getppid"]["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(calls, 2500);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A frozen, empty `run-<pid>-1` cgroup, as a recorder killed while its
 /// workload was stopped leaves behind.
 fn stale_frozen_cgroup(parent: &Path, pid: u32) -> std::path::PathBuf {

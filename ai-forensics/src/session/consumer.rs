@@ -154,6 +154,8 @@ pub struct Consumer {
     pub targets: Targets,
     /// Next tree id for selector matches.
     pub next_tree: u32,
+    /// Trees of the watched cgroups, with what each is.
+    pub cgroup_trees: std::collections::BTreeMap<u32, String>,
     /// Shared counters.
     pub shared: Arc<Mutex<Shared>>,
     /// Sequence number of the next record.
@@ -581,7 +583,18 @@ impl Consumer {
                 }
             }
             Record::Exec(e) => {
-                self.procs.exec(&e, Origin::Forked);
+                let joined = (self.track_live && !self.procs.live().contains(&e.tgid))
+                    .then(|| self.cgroup_trees.get(&e.tree).cloned())
+                    .flatten();
+                let origin = if joined.is_some() {
+                    Origin::Matched
+                } else {
+                    Origin::Forked
+                };
+                self.procs.exec(&e, origin);
+                if let Some(why) = joined {
+                    self.procs.set_reason(e.tgid, why);
+                }
                 self.engine_observe(e.tgid);
                 self.ai_process(e.tgid, false);
                 if let Some(ai) = &mut self.ai {
@@ -643,6 +656,32 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// A target whose first record is a syscall: a member of a watched
+    /// cgroup the kernel took in at its first syscall (it never forked or
+    /// exec'd in view), or a process whose fork record was lost. Its
+    /// identity comes from `/proc`; its counts have generation 0.
+    fn found(&mut self, pid: u32, tree: u32, ts: u64) {
+        let origin = if self.cgroup_trees.contains_key(&tree) {
+            Origin::Matched
+        } else {
+            Origin::Forked
+        };
+        self.procs.observe(pid, tree, origin, Some(ts), 0);
+        self.release_forgotten();
+        if let Some(why) = self.cgroup_trees.get(&tree) {
+            self.procs.set_reason(pid, why.clone());
+        }
+        self.fds.seed_from_proc(pid);
+        self.process_record(pid, Some(ts));
+        self.engine_observe(pid);
+        self.ai_process(pid, true);
+        let live = self.procs.live().len();
+        self.shared_update(|s| {
+            s.seen_any = true;
+            s.live = live;
+        });
     }
 
     /// A process matched a selector: make it (and its future children) a target.
@@ -727,7 +766,14 @@ impl Consumer {
     }
 
     fn syscall(&mut self, mut s: Syscall) {
-        self.procs.saw_thread(s.tgid, s.tid, &s.comm);
+        if !self.procs.saw_thread(s.tgid, s.tid, &s.comm)
+            && self.track_live
+            && s.tree != 0
+            && !self.procs.dropped_alive(s.tgid)
+        {
+            self.found(s.tgid, s.tree, s.ts_ns);
+            self.procs.saw_thread(s.tgid, s.tid, &s.comm);
+        }
         let is_exec = matches!(systable::name(s.nr), Some("execve" | "execveat"));
         if is_exec && s.at_entry {
             if let Some(argv) = s.argv() {

@@ -190,6 +190,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         selectors: opts.targets.selectors.clone(),
         targets: probes.targets.clone(),
         next_tree: 2,
+        cgroup_trees: std::collections::BTreeMap::new(),
         shared: Arc::clone(&shared),
         seq: 0,
         matched: 0,
@@ -220,8 +221,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }),
     };
     consumer.header(header.clone());
-    let (initial, mut tree) = setup::initial_targets(opts, &mut probes)?;
+    let initial = setup::initial_targets(opts, &mut probes)?;
+    let mut tree = initial.next_tree;
     consumer.next_tree = tree;
+    consumer.cgroup_trees = initial.cgroup_trees;
     // A launched workload gets its own cgroup v2: stop and kill act on it as one.
     let run_cgroup = opts.launch.as_ref().and_then(|_| {
         match crate::enforce::cgroup::create(std::process::id(), tree) {
@@ -253,7 +256,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             dropped: 0,
         });
     }
-    for i in initial {
+    for i in initial.procs {
         consumer.handle(Msg::Observe {
             pid: i.pid,
             tree: i.tree,

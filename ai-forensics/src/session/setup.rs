@@ -227,10 +227,22 @@ pub struct Initial {
     pub generation: u32,
 }
 
+/// Targets known at start, and the trees they make up.
+pub struct InitialTargets {
+    /// The processes.
+    pub procs: Vec<Initial>,
+    /// The next free tree id.
+    pub next_tree: u32,
+    /// The tree of each watched cgroup, with what it is (the reason given to
+    /// members the kernel takes in later).
+    pub cgroup_trees: std::collections::BTreeMap<u32, String>,
+}
+
 /// Targets known at start: explicit PIDs with their descendants, members of
 /// the cgroups (whose ids also go to the kernel), running processes that
-/// match a selector. Returns them and the next free tree id.
-pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initial>, u32)> {
+/// match a selector.
+pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<InitialTargets> {
+    let mut cgroup_trees = std::collections::BTreeMap::new();
     let mut out = Vec::new();
     let mut tree = 1;
     for &pid in &opts.targets.pids {
@@ -262,6 +274,7 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
             Some(c) => format!("cgroup {} (container {c})", cg.display()),
             None => format!("cgroup {}", cg.display()),
         };
+        cgroup_trees.insert(tree, why.clone());
         for pid in members.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
             out.push(Initial {
                 pid,
@@ -298,5 +311,9 @@ pub fn initial_targets(opts: &Options, probes: &mut Probes) -> Result<(Vec<Initi
             i.generation = probes.targets.add(i.pid, i.tree)?;
         }
     }
-    Ok((out, tree))
+    Ok(InitialTargets {
+        procs: out,
+        next_tree: tree,
+        cgroup_trees,
+    })
 }

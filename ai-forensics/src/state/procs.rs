@@ -77,6 +77,10 @@ pub struct Process {
     /// Generation the kernel gave it at fork (0 for processes found,
     /// launched or adopted): with the pid, the key of its kernel counts.
     pub generation: u32,
+    /// `exit_ns` comes from its exit record (no record of it can follow),
+    /// not from finding it gone from `/proc` while its records were still
+    /// queued.
+    exit_seen: bool,
 }
 
 impl Process {
@@ -97,6 +101,7 @@ impl Process {
             origin,
             reason: None,
             generation: 0,
+            exit_seen: false,
         }
     }
 
@@ -150,6 +155,10 @@ pub struct Processes {
     /// Exited processes whose pid a newer process took, by pid and exit
     /// time: still listed, and forgotten in exit order like the others.
     retired: BTreeMap<(u32, u64), Process>,
+    /// Live processes let go because the table was full of live ones: not
+    /// taken for new processes when their records come (at most
+    /// `MAX_SPILL`; an exit or a fork on the pid clears it).
+    dropped_alive: BTreeSet<u32>,
     /// Exited processes kept in memory when a store takes the rest (see
     /// [`Processes::spill_to_store`]); `MAX_EXITED` otherwise.
     keep_exited: Option<usize>,
@@ -179,6 +188,13 @@ impl Processes {
     /// pid a newer process took.
     pub fn iter(&self) -> impl Iterator<Item = &Process> {
         self.map.values().chain(self.retired.values())
+    }
+
+    /// Whether `pid`'s process was let go alive (the table was full): its
+    /// records are not a new process's.
+    #[must_use]
+    pub fn dropped_alive(&self, pid: u32) -> bool {
+        self.dropped_alive.contains(&pid)
     }
 
     /// Pids of processes believed alive.
@@ -252,6 +268,9 @@ impl Processes {
         // Every remembered process is alive: the lowest pid goes.
         if let Some(v) = self.map.keys().next().copied() {
             self.live.remove(&v);
+            if self.dropped_alive.len() < MAX_SPILL {
+                self.dropped_alive.insert(v);
+            }
             if let Some(p) = self.map.remove(&v) {
                 self.forget(p);
             }
@@ -282,14 +301,22 @@ impl Processes {
 
     /// Makes room for a new process with `pid`: an exited process that
     /// still holds it moves aside (kept, and forgotten in exit order). A
-    /// process believed alive stays. Returns whether the pid is free.
-    fn free_pid(&mut self, pid: u32) -> bool {
-        let Some(old) = self.map.get(&pid) else {
+    /// process believed alive stays. So does one only found gone from
+    /// `/proc` (its exit record not read yet) unless `new` says the pid is
+    /// surely another process's now (a fork record): a later record of its
+    /// own (an exec) is still its, and it counts as alive again. Returns
+    /// whether the pid is free.
+    fn free_pid(&mut self, pid: u32, new: bool) -> bool {
+        let Some(old) = self.map.get_mut(&pid) else {
             return true;
         };
         let Some(exit) = old.exit_ns.filter(|_| !self.live.contains(&pid)) else {
             return false;
         };
+        if !old.exit_seen && !new {
+            old.exit_ns = None;
+            return false;
+        }
         if let Some(old) = self.map.remove(&pid) {
             self.retired.insert((pid, exit), old);
         }
@@ -339,7 +366,7 @@ impl Processes {
         ts_ns: Option<u64>,
         generation: u32,
     ) -> &Process {
-        if self.free_pid(pid) {
+        if self.free_pid(pid, false) {
             self.make_room();
             let mut p = Process::new(pid, tree, origin);
             p.start_ns = ts_ns;
@@ -369,9 +396,10 @@ impl Processes {
             }
             return false;
         }
-        if !self.free_pid(f.child_tgid) {
+        if !self.free_pid(f.child_tgid, true) {
             self.retire_unseen_exit(f.child_tgid, f.ts_ns);
         }
+        self.dropped_alive.remove(&f.child_tgid);
         self.make_room();
         let mut p = Process::new(f.child_tgid, f.tree, Origin::Forked);
         p.ppid = Some(f.tgid);
@@ -392,7 +420,7 @@ impl Processes {
 
     /// An exec record: the new program's identity.
     pub fn exec(&mut self, e: &Exec, origin: Origin) {
-        if self.free_pid(e.tgid) {
+        if self.free_pid(e.tgid, false) {
             self.make_room();
             let mut p = Process::new(e.tgid, e.tree, origin);
             p.start_ns = Some(e.ts_ns);
@@ -435,11 +463,13 @@ impl Processes {
             }
             if e.group_dead {
                 p.exit_ns = Some(e.ts_ns);
+                p.exit_seen = true;
                 ended = true;
             }
         }
         if e.group_dead {
             self.live.remove(&e.tgid);
+            self.dropped_alive.remove(&e.tgid);
         }
         if ended {
             self.exited_at(e.tgid, e.ts_ns);
@@ -447,16 +477,20 @@ impl Processes {
         e.group_dead
     }
 
-    /// A thread seen in a syscall record.
-    pub fn saw_thread(&mut self, tgid: u32, tid: u32, comm: &[u8]) {
-        if let Some(p) = self.map.get_mut(&tgid) {
-            if p.threads.len() < 65_536 {
-                p.threads.insert(tid);
-            }
-            if tid == tgid && p.comm.is_empty() {
-                p.comm = comm.to_vec();
-            }
+    /// A thread seen in a syscall record. Returns false when no process
+    /// holds `tgid` but one whose exit record was read (the record is a new
+    /// process's).
+    pub fn saw_thread(&mut self, tgid: u32, tid: u32, comm: &[u8]) -> bool {
+        let Some(p) = self.map.get_mut(&tgid) else {
+            return false;
+        };
+        if p.threads.len() < 65_536 {
+            p.threads.insert(tid);
         }
+        if tid == tgid && p.comm.is_empty() {
+            p.comm = comm.to_vec();
+        }
+        !p.exit_seen
     }
 
     /// Forgets live processes whose exit record was lost (they no longer
@@ -663,6 +697,70 @@ mod tests {
         ps.observe(Q, 9, Origin::Matched, Some(50), 9);
         assert_eq!((ps.iter().count(), ps.get(Q).unwrap().tree), (3, 3));
         assert_eq!(ps.evicted, 0);
+    }
+
+    /// A table full of live processes lets the lowest pid go and remembers
+    /// it, so its next records do not bring it back (and push another out);
+    /// its exit clears that.
+    #[test]
+    fn a_live_process_let_go_is_not_taken_for_a_new_one() {
+        let mut ps = Processes::default();
+        let first = 4_000_000u32;
+        for pid in first..first + MAX_PROCESSES as u32 + 1 {
+            ps.fork(&fork(1, pid, pid));
+        }
+        assert!(ps.get(first).is_none());
+        assert!(ps.dropped_alive(first));
+        assert!(!ps.saw_thread(first, first, b"x"));
+        assert!(!ps.dropped_alive(first + 1));
+        ps.exit(&Exit {
+            ts_ns: 99,
+            tgid: first,
+            tid: first,
+            tree: 1,
+            group_dead: true,
+            comm: vec![],
+        });
+        assert!(!ps.dropped_alive(first));
+        assert_eq!(ps.evicted, 1);
+    }
+
+    /// A process found gone from `/proc` while its records were still
+    /// queued is the same process when they come (no duplicate); after its
+    /// exit record, a record on its pid is another process's.
+    #[test]
+    fn a_process_reaped_before_its_records_are_read_stays_one() {
+        const P: u32 = 4_000_080;
+        let mut ps = Processes::default();
+        ps.fork(&fork(1, P, P));
+        assert_eq!(ps.reap_vanished(20), 1);
+        assert!(ps.get(P).unwrap().exit_ns.is_some());
+        assert!(ps.saw_thread(P, P, b"x"));
+        ps.exec(
+            &Exec {
+                ts_ns: 15,
+                tgid: P,
+                tid: P,
+                old_tid: P,
+                tree: 1,
+                filename: b"/bin/true".to_vec(),
+                comm: b"true".to_vec(),
+                truncated: false,
+            },
+            Origin::Forked,
+        );
+        assert_eq!(ps.iter().count(), 1);
+        assert!(ps.live().contains(&P));
+        ps.exit(&Exit {
+            ts_ns: 16,
+            tgid: P,
+            tid: P,
+            tree: 1,
+            group_dead: true,
+            comm: vec![],
+        });
+        assert_eq!(ps.get(P).unwrap().exit_ns, Some(16));
+        assert!(!ps.saw_thread(P, P, b"x"));
     }
 
     /// A fork onto the pid of a process whose exit record was lost: the old
