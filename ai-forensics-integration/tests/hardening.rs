@@ -748,20 +748,28 @@ fn processes_matched_on_a_reused_pid_keep_their_own_counts() {
     assert!(counts.iter().all(|c| c.0 & (1 << 28) != 0), "{counts:?}");
 }
 
-#[test]
-fn cgroup_members_sharing_a_pid_get_no_summed_counts() {
-    require_root();
-    // Two members of a watched cgroup, one after the other on one pid, each
-    // joining then exec'ing the workload (1000 and 777 getppid calls). The
-    // kernel takes each in at its first syscall with generation 0, so their
-    // counts share one key: both are listed, and neither gets the sum.
+/// A fresh cgroup v2 under the hybrid mount, for a test to watch.
+fn watched_cgroup(tag: &str) -> std::path::PathBuf {
     let base = Path::new("/sys/fs/cgroup/unified");
     assert!(base.join("cgroup.procs").is_file(), "cgroup v2 not mounted");
-    let cg = base.join(format!("aif-test-share-{}", std::process::id()));
+    let cg = base.join(format!("aif-test-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&cg).unwrap();
-    let dir = tempdir("cgshare");
-    let db = dir.join("s.db");
-    let mut tracer = start_tracer(&[
+    cg
+}
+
+/// A tracer of cgroup `cg`'s getppid calls with per-process counts for
+/// `duration`, its JSON stream to `out` and, if given, a store.
+fn cgroup_tracer(
+    cg: &Path,
+    duration: &str,
+    store: Option<&Path>,
+    out: &Path,
+) -> std::process::Child {
+    let store = store.map_or_else(
+        || vec!["--no-store".to_string()],
+        |s| vec!["--store".to_string(), s.display().to_string()],
+    );
+    let mut args = vec![
         "trace",
         "--cgroup",
         cg.to_str().unwrap(),
@@ -769,14 +777,27 @@ fn cgroup_members_sharing_a_pid_get_no_summed_counts() {
         "-e",
         "getppid",
         "--duration",
-        "4s",
+        duration,
         "--no-live",
-        "--store",
-        db.to_str().unwrap(),
         "--json",
         "-o",
-        dir.join("out.jsonl").to_str().unwrap(),
-    ]);
+        out.to_str().unwrap(),
+    ];
+    args.extend(store.iter().map(String::as_str));
+    start_tracer(&args)
+}
+
+#[test]
+fn cgroup_members_sharing_a_pid_get_no_summed_counts() {
+    require_root();
+    // Two members of a watched cgroup, one after the other on one pid, each
+    // joining then exec'ing the workload (1000 and 777 getppid calls). The
+    // kernel takes each in at its first syscall with generation 0, so their
+    // counts share one key: both are listed, and neither gets the sum.
+    let cg = watched_cgroup("share");
+    let dir = tempdir("cgshare");
+    let db = dir.join("s.db");
+    let mut tracer = cgroup_tracer(&cg, "4s", Some(&db), &dir.join("out.jsonl"));
     let member = |n: u32| {
         format!(
             "echo $$ > {}; exec {} getppid {n}",
@@ -838,10 +859,7 @@ fn a_process_moved_into_a_watched_cgroup_is_listed() {
     // A running process is moved into a watched cgroup after tracing began
     // and never forks or execs there: it is taken in at its first syscall
     // and must still be listed, with why, and counted.
-    let base = Path::new("/sys/fs/cgroup/unified");
-    assert!(base.join("cgroup.procs").is_file(), "cgroup v2 not mounted");
-    let cg = base.join(format!("aif-test-moved-{}", std::process::id()));
-    std::fs::create_dir_all(&cg).unwrap();
+    let cg = watched_cgroup("moved");
     let dir = tempdir("cgmoved");
     let out = dir.join("out.jsonl");
     let mut member = Command::new(workload())
@@ -849,21 +867,7 @@ fn a_process_moved_into_a_watched_cgroup_is_listed() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let mut tracer = start_tracer(&[
-        "trace",
-        "--cgroup",
-        cg.to_str().unwrap(),
-        "--per-process",
-        "-e",
-        "getppid",
-        "--duration",
-        "3s",
-        "--no-live",
-        "--no-store",
-        "--json",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let mut tracer = cgroup_tracer(&cg, "3s", None, &out);
     std::fs::write(cg.join("cgroup.procs"), member.id().to_string()).unwrap();
     assert!(member.wait().unwrap().success());
     assert!(tracer.wait().unwrap().success());

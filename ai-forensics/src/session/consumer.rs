@@ -431,25 +431,8 @@ impl Consumer {
                 reason,
                 generation,
             } => {
-                self.procs
-                    .observe(pid, tree, origin, Some(Clock::monotonic_now()), generation);
-                self.release_forgotten();
-                if let Some(r) = reason {
-                    self.procs.set_reason(pid, r);
-                }
-                self.fds.seed_from_proc(pid);
-                // A launched command is still ai-forensics until it execs;
-                // its identity record follows the exec.
-                if origin != Origin::Launched {
-                    self.process_record(pid, Some(Clock::monotonic_now()));
-                }
-                self.engine_observe(pid);
-                self.ai_process(pid, true);
-                let live = self.procs.live().len();
-                self.shared_update(|s| {
-                    s.seen_any = true;
-                    s.live = live;
-                });
+                let now = Clock::monotonic_now();
+                self.observed(pid, tree, origin, reason, generation, now);
             }
             Msg::Batch(b) => {
                 let mut n = 0u64;
@@ -663,18 +646,38 @@ impl Consumer {
     /// exec'd in view), or a process whose fork record was lost. Its
     /// identity comes from `/proc`; its counts have generation 0.
     fn found(&mut self, pid: u32, tree: u32, ts: u64) {
-        let origin = if self.cgroup_trees.contains_key(&tree) {
+        let why = self.cgroup_trees.get(&tree).cloned();
+        let origin = if why.is_some() {
             Origin::Matched
         } else {
             Origin::Forked
         };
-        self.procs.observe(pid, tree, origin, Some(ts), 0);
+        self.observed(pid, tree, origin, why, 0, ts);
+    }
+
+    /// A process became known outside fork and exec records (at start, at
+    /// launch, at its first syscall): identity from `/proc`, its open files,
+    /// its process record, the rules' and the AI model's view of it.
+    fn observed(
+        &mut self,
+        pid: u32,
+        tree: u32,
+        origin: Origin,
+        reason: Option<String>,
+        generation: u32,
+        ts: u64,
+    ) {
+        self.procs.observe(pid, tree, origin, Some(ts), generation);
         self.release_forgotten();
-        if let Some(why) = self.cgroup_trees.get(&tree) {
-            self.procs.set_reason(pid, why.clone());
+        if let Some(r) = reason {
+            self.procs.set_reason(pid, r);
         }
         self.fds.seed_from_proc(pid);
-        self.process_record(pid, Some(ts));
+        // A launched command is still ai-forensics until it execs; its
+        // identity record follows the exec.
+        if origin != Origin::Launched {
+            self.process_record(pid, Some(ts));
+        }
         self.engine_observe(pid);
         self.ai_process(pid, true);
         let live = self.procs.live().len();

@@ -608,14 +608,7 @@ mod tests {
         t.insert((4_000_010, 7), (2, 0));
         t.insert((4_000_011, 0), (4, 0));
         let mut ps = Processes::default();
-        let exit = |pid: u32, ts: u64| crate::decode::Exit {
-            ts_ns: ts,
-            tgid: pid,
-            tid: pid,
-            tree: 1,
-            group_dead: true,
-            comm: vec![],
-        };
+        let exit = crate::state::procs::group_exit;
         ps.observe(4_000_010, 1, Origin::Attached, Some(1), 0);
         ps.exit(&exit(4_000_010, 2));
         ps.observe(4_000_010, 1, Origin::Attached, Some(3), 0);

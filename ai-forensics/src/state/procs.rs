@@ -516,6 +516,19 @@ impl Processes {
     }
 }
 
+/// The exit record of a whole process `pid` at `ts_ns` (for tests).
+#[cfg(test)]
+pub(crate) fn group_exit(pid: u32, ts_ns: u64) -> Exit {
+    Exit {
+        ts_ns,
+        tgid: pid,
+        tid: pid,
+        tree: 1,
+        group_dead: true,
+        comm: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,14 +583,7 @@ mod tests {
         ps.spill_to_store(4);
         for pid in 10..20u32 {
             ps.fork(&fork(1, pid, pid));
-            ps.exit(&Exit {
-                ts_ns: u64::from(pid),
-                tgid: pid,
-                tid: pid,
-                tree: 1,
-                group_dead: true,
-                comm: vec![],
-            });
+            ps.exit(&group_exit(pid, u64::from(pid)));
         }
         let out = ps.take_spilled();
         assert_eq!(
@@ -596,14 +602,7 @@ mod tests {
     fn exited_are_bounded_in_exit_order() {
         let mut ps = Processes::default();
         let n = MAX_EXITED as u32 + 100;
-        let exit = |pid: u32, ts: u64| Exit {
-            ts_ns: ts,
-            tgid: pid,
-            tid: pid,
-            tree: 1,
-            group_dead: true,
-            comm: vec![],
-        };
+        let exit = group_exit;
         for pid in 2..2 + n {
             ps.fork(&fork(1, pid, pid));
         }
@@ -636,14 +635,7 @@ mod tests {
     fn a_reused_pid_keeps_the_exited_process() {
         const P: u32 = 4_000_050;
         const Q: u32 = 4_000_060;
-        let exit = |pid: u32, ts: u64| Exit {
-            ts_ns: ts,
-            tgid: pid,
-            tid: pid,
-            tree: 1,
-            group_dead: true,
-            comm: vec![],
-        };
+        let exit = group_exit;
         let mut ps = Processes::default();
         ps.spill_to_store(1);
         ps.fork(&Fork {
@@ -713,14 +705,7 @@ mod tests {
         assert!(ps.dropped_alive(first));
         assert!(!ps.saw_thread(first, first, b"x"));
         assert!(!ps.dropped_alive(first + 1));
-        ps.exit(&Exit {
-            ts_ns: 99,
-            tgid: first,
-            tid: first,
-            tree: 1,
-            group_dead: true,
-            comm: vec![],
-        });
+        ps.exit(&group_exit(first, 99));
         assert!(!ps.dropped_alive(first));
         assert_eq!(ps.evicted, 1);
     }
@@ -751,14 +736,7 @@ mod tests {
         );
         assert_eq!(ps.iter().count(), 1);
         assert!(ps.live().contains(&P));
-        ps.exit(&Exit {
-            ts_ns: 16,
-            tgid: P,
-            tid: P,
-            tree: 1,
-            group_dead: true,
-            comm: vec![],
-        });
+        ps.exit(&group_exit(P, 16));
         assert_eq!(ps.get(P).unwrap().exit_ns, Some(16));
         assert!(!ps.saw_thread(P, P, b"x"));
     }
