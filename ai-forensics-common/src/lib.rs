@@ -43,6 +43,20 @@ pub mod maps {
     ///
     /// [`target::fork_generation`]: crate::target::fork_generation
     pub const FORK_SEQ: &str = "FORK_SEQ";
+    /// `HashMap<ObjKey, ObjDeny>`: files denied by identity (device and
+    /// inode), checked on the descriptor the open family returns.
+    pub const DENY_FILES: &str = "DENY_FILES";
+    /// `HashMap<ObjKey, ObjDeny>`: executables denied by identity, checked
+    /// on the new image at exec.
+    pub const DENY_EXES: &str = "DENY_EXES";
+    /// `HashMap<u64 size, u32>`: sizes of denied executables; a new image of
+    /// one of these sizes that is not known yet is held until user space has
+    /// compared its content.
+    pub const EXE_SIZES: &str = "EXE_SIZES";
+    /// `LruHashMap<ObjKey, u32>`: executables user space compared and let go.
+    pub const EXE_CLEARED: &str = "EXE_CLEARED";
+    /// `Array<AiMarker>`: file names that make a process an AI workload.
+    pub const AI_MARKERS: &str = "AI_MARKERS";
 }
 
 /// Name of the read-only configuration global in the eBPF object.
@@ -86,6 +100,12 @@ pub mod kind {
     pub const DENIED: u32 = 48;
     /// A CUDA call seen by a uprobe ([`GpuEvent`](crate::GpuEvent)).
     pub const GPU: u32 = 50;
+    /// A process opened a file whose name marks it an AI workload
+    /// ([`MarkEvent`](crate::MarkEvent)).
+    pub const AI_MARK: u32 = 51;
+    /// A new image was held at exec for user space to identify
+    /// ([`HeldEvent`](crate::HeldEvent)).
+    pub const EXEC_HELD: u32 = 52;
     /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
     pub const WATCH_EXEC: u32 = 40;
     /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
@@ -126,6 +146,12 @@ pub mod config {
     pub const EVENTS: u32 = 1 << 6;
     /// Check the `DENY` rules at exec/open entry.
     pub const DENY: u32 = 1 << 7;
+    /// Files are denied by identity at the open family's exit.
+    pub const DENY_FILES: u32 = 1 << 8;
+    /// Executables are denied by identity at exec.
+    pub const DENY_EXES: u32 = 1 << 9;
+    /// Processes that open an AI marker file are flagged AI workloads.
+    pub const AI_MARK: u32 = 1 << 10;
 }
 
 /// Flags in [`SyscallSpec::flags`].
@@ -146,6 +172,9 @@ pub mod spec {
     pub const DENY_EXEC: u32 = 1 << 6;
     /// Check the open deny rules against `str0_arg` at entry.
     pub const DENY_OPEN: u32 = 1 << 7;
+    /// The call returns a new descriptor of a file (the open family,
+    /// open_by_handle_at, pidfd_getfd): identity checks run at its exit.
+    pub const FD_OPEN: u32 = 1 << 8;
 }
 
 /// Flags in [`SyscallEvent::flags`].
@@ -186,10 +215,85 @@ pub struct Config {
     pub execve_nr: u32,
     /// Number of execveat on this architecture.
     pub execveat_nr: u32,
+    /// Kernel structure offsets from BTF (0 when not needed).
+    pub off: Offsets,
 }
 
-/// Flags in the upper half of a `TARGETS` value (the lower half is the tree id).
+/// Byte offsets of the kernel structure fields the identity checks read,
+/// taken from the running kernel's BTF at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Offsets {
+    /// `task_struct.files`.
+    pub task_files: u32,
+    /// `files_struct.fdt`.
+    pub files_fdt: u32,
+    /// `fdtable.max_fds`.
+    pub fdt_max_fds: u32,
+    /// `fdtable.fd`.
+    pub fdt_fd: u32,
+    /// `file.f_inode`.
+    pub file_inode: u32,
+    /// `file.f_path` + `path.dentry`.
+    pub file_dentry: u32,
+    /// `inode.i_ino`.
+    pub inode_ino: u32,
+    /// `inode.i_sb`.
+    pub inode_sb: u32,
+    /// `inode.i_size`.
+    pub inode_size: u32,
+    /// `super_block.s_dev`.
+    pub sb_dev: u32,
+    /// `dentry.d_name` + `qstr.name`.
+    pub dentry_name: u32,
+    /// `dentry.d_name` + `qstr.len`.
+    pub dentry_len: u32,
+    /// `linux_binprm.file`.
+    pub bprm_file: u32,
+    /// `linux_binprm.filename`.
+    pub bprm_filename: u32,
+}
+
+impl Offsets {
+    /// All zero (no identity checks).
+    pub const NONE: Self = Self {
+        task_files: 0,
+        files_fdt: 0,
+        fdt_max_fds: 0,
+        fdt_fd: 0,
+        file_inode: 0,
+        file_dentry: 0,
+        inode_ino: 0,
+        inode_sb: 0,
+        inode_size: 0,
+        sb_dev: 0,
+        dentry_name: 0,
+        dentry_len: 0,
+        bprm_file: 0,
+        bprm_filename: 0,
+    };
+}
+
+/// Flags of a `TARGETS` value: the tree id in bits 0-15, per-process flags
+/// above it, the generation in the top bits.
 pub mod target {
+    /// The tree id.
+    pub const TREE_MASK: u64 = 0xffff;
+    /// The process (or the one it was forked from) opened a file of an ML
+    /// runtime or model format (torch, TensorFlow, ONNX, safetensors...).
+    pub const AI_ML: u64 = 1 << 16;
+    /// The process (or its parent) opened an LLM runtime or a GGUF model.
+    pub const AI_LLM: u64 = 1 << 17;
+    /// Either AI flag.
+    pub const AI: u64 = AI_ML | AI_LLM;
+    /// The process's new image is held at exec until user space has
+    /// identified it: any syscall it makes meanwhile kills it.
+    pub const HELD: u64 = 1 << 18;
+    /// The launched command entered execve: its first successful exec is
+    /// the user's choice, exempt from exec deny rules.
+    pub const LAUNCH_EXEC: u64 = 1 << 19;
+    /// Flags a forked child takes from its parent.
+    pub const INHERITED: u64 = TREE_MASK | AI | FROZEN | KILLED;
     /// Launched and not yet executing the workload: ignore its syscalls
     /// until it calls execve (those before are ai-forensics' own set-up).
     pub const AWAIT_EXEC: u64 = 1 << 32;
@@ -245,6 +349,28 @@ pub mod target {
 
 /// In-kernel deny rules: checked at syscall entry, before the call runs.
 pub mod deny {
+    /// How a denial was enforced ([`DeniedEvent::how`](crate::DeniedEvent)):
+    /// the path argument matched at syscall entry; the signal was sent
+    /// before the call ran, but the call still runs.
+    pub const HOW_ENTRY_PATH: u32 = 1;
+    /// The opened file's identity matched at the open's exit: the process
+    /// is killed before the call returns, so it never uses the descriptor.
+    pub const HOW_EXIT_FILE: u32 = 2;
+    /// The new image's identity matched at exec: it never runs an
+    /// instruction.
+    pub const HOW_EXEC_IMAGE: u32 = 3;
+    /// A new image held at exec had a denied executable's content (user
+    /// space compared it while the kernel held it before its first
+    /// instruction).
+    pub const HOW_EXEC_CONTENT: u32 = 4;
+    /// [`ObjDeny::flags`]: only for processes flagged AI_ML.
+    pub const ONLY_AI_ML: u32 = 1 << 0;
+    /// [`ObjDeny::flags`]: only for processes flagged AI_LLM.
+    pub const ONLY_AI_LLM: u32 = 1 << 1;
+    /// Most file identities denied at once.
+    pub const MAX_FILES: u32 = 16384;
+    /// Most executable identities denied at once.
+    pub const MAX_EXES: u32 = 4096;
     /// The rule applies to execve/execveat paths.
     pub const CLASS_EXEC: u32 = 1;
     /// The rule applies to the open family's paths.
@@ -299,12 +425,96 @@ pub struct DeniedEvent {
     pub tree: u32,
     /// Bytes of `path`.
     pub path_len: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// How it was enforced ([`deny`] `HOW_*`).
+    pub how: u32,
     /// Thread name.
     pub comm: [u8; 16],
-    /// The path that matched.
+    /// Device of the object (kernel encoding), 0 for a path match.
+    pub dev: u64,
+    /// Inode of the object, 0 for a path match.
+    pub ino: u64,
+    /// The path as the process passed it (or the new image's name).
     pub path: [u8; deny::PATH_MAX],
+}
+
+/// Identity of a file: the device of its superblock (kernel encoding,
+/// major << 20 | minor) and its inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjKey {
+    /// `inode->i_sb->s_dev`.
+    pub dev: u64,
+    /// `inode->i_ino`.
+    pub ino: u64,
+}
+
+/// What to do when a process opens or executes a denied object.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjDeny {
+    /// Rule number.
+    pub rule: u32,
+    /// Signal (SIGKILL or SIGSTOP).
+    pub signal: u32,
+    /// [`deny`] `ONLY_*` flags.
+    pub flags: u32,
+    /// Padding.
+    pub _pad: u32,
+}
+
+/// A file name that makes the process opening it an AI workload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AiMarker {
+    /// 0 ends the table; 1: the name starts with `pattern`; 2: it ends with it.
+    pub kind: u32,
+    /// Bytes of `pattern`.
+    pub len: u32,
+    /// The [`target`] flag it sets (AI_ML or AI_LLM, as u32 >> 16).
+    pub flag: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Pattern bytes.
+    pub pattern: [u8; AI_MARKER_MAX],
+}
+
+/// Longest AI marker pattern.
+pub const AI_MARKER_MAX: usize = 24;
+/// Most AI markers.
+pub const AI_MARKERS_MAX: u32 = 24;
+
+/// A process was flagged an AI workload.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarkEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Tree.
+    pub tree: u32,
+    /// The flag set (AI_ML or AI_LLM, >> 16).
+    pub flag: u32,
+    /// Marker index.
+    pub marker: u32,
+    /// Bytes of `name`.
+    pub name_len: u32,
+    /// The file name (last component, as the kernel knows it).
+    pub name: [u8; 64],
+}
+
+/// A new image held at exec until user space identifies it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldEvent {
+    /// Record header.
+    pub hdr: Header,
+    /// Tree.
+    pub tree: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Identity of the image.
+    pub obj: ObjKey,
+    /// Its size.
+    pub size: u64,
 }
 
 /// Common header of every ring-buffer record.
@@ -648,12 +858,17 @@ const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 56);
+const _: () = assert!(core::mem::size_of::<ObjKey>() == 16);
+const _: () = assert!(core::mem::size_of::<ObjDeny>() == 16);
+const _: () = assert!(core::mem::size_of::<AiMarker>() == 16 + AI_MARKER_MAX);
+const _: () = assert!(core::mem::size_of::<MarkEvent>() == 40 + 64);
+const _: () = assert!(core::mem::size_of::<HeldEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<Scratch>() == 128 + PAYLOAD_MAX);
 const _: () = assert!(core::mem::size_of::<DenyRule>() == 24 + deny::PATTERN_MAX);
 const _: () = assert!(core::mem::size_of::<GpuEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<GpuPending>() == 24);
-const _: () = assert!(core::mem::size_of::<DeniedEvent>() == 64 + deny::PATH_MAX);
+const _: () = assert!(core::mem::size_of::<DeniedEvent>() == 80 + deny::PATH_MAX);
 // The payload layout needs room for a full blob and two full strings.
 const _: () = assert!(PAYLOAD_MAX >= 256 + 2 * STR_MAX + STR_MAX);
 
@@ -700,6 +915,16 @@ mod pod {
     unsafe impl aya::Pod for super::GpuEvent {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::GpuPending {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::ObjKey {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::ObjDeny {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::AiMarker {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::MarkEvent {}
+    // SAFETY: see above.
+    unsafe impl aya::Pod for super::HeldEvent {}
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! It lives in `.rodata`, which the loader freezes, so the verifier knows the
 //! values and prunes the branches a run does not use.
-use ai_forensics_common::Config;
+use ai_forensics_common::{Config, Offsets};
 
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config {
@@ -14,6 +14,7 @@ static CONFIG: Config = Config {
     task_tgid_off: 0,
     execve_nr: 0,
     execveat_nr: 0,
+    off: Offsets::NONE,
 };
 
 /// The configuration (a volatile read so the compiler does not fold the

@@ -13,7 +13,7 @@ use crate::{
 /// costs one inlined array load, no hashing.
 #[inline(always)]
 pub fn target_of(tgid: u32) -> Option<u32> {
-    target_entry(tgid).map(|v| (v & 0xffff_ffff) as u32)
+    target_entry(tgid).map(|v| (v & target::TREE_MASK) as u32)
 }
 
 /// Raw `TARGETS` value (tree id and flags) when `tgid` is a target.
@@ -27,9 +27,7 @@ pub fn target_entry(tgid: u32) -> Option<u64> {
         // Everything is traced; with per-process counts, a process forked
         // during the run has its generation in the table (nothing else).
         let generation = if c.flags & cfg::PER_PROC != 0 {
-            TARGETS
-                .get(tgid)
-                .map_or(0, |v| *v & !((1 << target::GEN_SHIFT) - 1))
+            TARGETS.get(tgid).map_or(0, |v| *v & !target::TREE_MASK)
         } else {
             0
         };
@@ -37,7 +35,7 @@ pub fn target_entry(tgid: u32) -> Option<u64> {
     }
     if let Some(v) = TARGETS.get(tgid) {
         let v = *v;
-        if v & 0xffff_ffff != 0 {
+        if v & target::TREE_MASK != 0 {
             return Some(v);
         }
     }

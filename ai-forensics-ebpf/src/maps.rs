@@ -1,12 +1,12 @@
 //! Every map of the programs. Sizes here are defaults: user space sets the
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
-    DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES, ProcKey, ProcStat,
-    Scratch, Slot, SyscallSpec, SyscallStat, deny, drop,
+    AI_MARKERS_MAX, AiMarker, DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES,
+    ObjDeny, ObjKey, ProcKey, ProcStat, Scratch, Slot, SyscallSpec, SyscallStat, deny, drop,
 };
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 
 #[map]
@@ -50,6 +50,21 @@ pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static DENY: Array<DenyRule> = Array::with_max_entries(deny::MAX_RULES, 0);
+
+#[map]
+pub static DENY_FILES: HashMap<ObjKey, ObjDeny> = HashMap::with_max_entries(deny::MAX_FILES, 0);
+
+#[map]
+pub static DENY_EXES: HashMap<ObjKey, ObjDeny> = HashMap::with_max_entries(deny::MAX_EXES, 0);
+
+#[map]
+pub static EXE_SIZES: HashMap<u64, u32> = HashMap::with_max_entries(deny::MAX_EXES, 0);
+
+#[map]
+pub static EXE_CLEARED: LruHashMap<ObjKey, u32> = LruHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static AI_MARKERS: Array<AiMarker> = Array::with_max_entries(AI_MARKERS_MAX, 0);
 
 #[map]
 pub static GPU_PENDING: HashMap<u32, GpuPending> = HashMap::with_max_entries(16384, 0);

@@ -35,6 +35,13 @@ pub fn tree_signal(entry: u64) -> bool {
         unsafe { bpf_send_signal(SIGKILL) };
         return false;
     }
+    if entry & target::HELD != 0 {
+        // Held at exec for identification, yet making a syscall: someone
+        // resumed it before user space let it go.
+        // SAFETY: as above.
+        unsafe { bpf_send_signal(SIGKILL) };
+        return false;
+    }
     if entry & target::FROZEN != 0 {
         // SAFETY: as above.
         unsafe { bpf_send_signal(SIGSTOP) };
@@ -99,7 +106,7 @@ fn deny_enter(ctx: &RawTracePointContext) {
     let sp = *sp;
     let regs: *const u64 = ctx.arg(0);
     let args = super::syscalls::read_args(regs);
-    check(&sp, &args, pid_tgid, (entry & 0xffff_ffff) as u32, nr);
+    check(&sp, &args, pid_tgid, (entry & target::TREE_MASK) as u32, nr);
 }
 
 /// Checks the deny rules for the path argument of an exec or open.
@@ -220,7 +227,9 @@ fn report(pid_tgid: u64, tree: u32, nr: u32, rule: u32, signal: u32, path: *cons
         (*p).signal = signal;
         (*p).tree = tree;
         (*p).path_len = len;
-        (*p)._pad = 0;
+        (*p).how = deny::HOW_ENTRY_PATH;
+        (*p).dev = 0;
+        (*p).ino = 0;
         (*p).comm = bpf_get_current_comm().unwrap_or([0; 16]);
         bpf_probe_read_kernel(
             (&raw mut (*p).path).cast::<c_void>(),

@@ -2,5 +2,6 @@
 pub mod enforce;
 pub mod floor;
 pub mod gpu;
+pub mod identity;
 pub mod process;
 pub mod syscalls;

@@ -87,13 +87,18 @@ fn sched_process_fork(ctx: &RawTracePointContext) {
         // per-process counts.
         if c.flags & cfg::PER_PROC != 0 && child_tgid != tgid && child_tgid < c.pid_max {
             child_gen = next_generation();
-            let _ = TARGETS.set(child_tgid, u64::from(child_gen) << target::GEN_SHIFT, 0);
+            let v = filter::target_value(tgid) & target::AI;
+            let _ = TARGETS.set(
+                child_tgid,
+                v | (u64::from(child_gen) << target::GEN_SHIFT),
+                0,
+            );
         }
     } else if child_tgid != tgid {
         if child_tgid < c.pid_max {
             // The parent's tree and flags, the child's own generation.
             child_gen = next_generation();
-            let v = filter::target_value(tgid) & ((1 << target::GEN_SHIFT) - 1);
+            let v = filter::target_value(tgid) & target::INHERITED;
             let _ = TARGETS.set(
                 child_tgid,
                 v | (u64::from(child_gen) << target::GEN_SHIFT),

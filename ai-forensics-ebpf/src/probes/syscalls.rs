@@ -124,7 +124,7 @@ fn sys_enter(ctx: &RawTracePointContext) {
     let Some(entry) = filter::target_entry(tgid) else {
         return;
     };
-    let tree = (entry & 0xffff_ffff) as u32;
+    let tree = (entry & target::TREE_MASK) as u32;
     let id: i64 = ctx.arg(1);
     if id < 0 || id >= i64::from(MAX_SYSCALLS) {
         return;
@@ -137,9 +137,9 @@ fn sys_enter(ctx: &RawTracePointContext) {
         if nr != c.execve_nr && nr != c.execveat_nr {
             return;
         }
-        let _ = TARGETS.set(tgid, entry & !target::AWAIT_EXEC, 0);
+        let _ = TARGETS.set(tgid, (entry & !target::AWAIT_EXEC) | target::LAUNCH_EXEC, 0);
     }
-    if entry & (target::FROZEN | target::KILLED) != 0 {
+    if entry & (target::FROZEN | target::KILLED | target::HELD) != 0 {
         super::enforce::tree_signal(entry);
     }
     if let Some(st) = STATS.get_ptr_mut(nr) {
@@ -319,13 +319,15 @@ fn sys_exit(ctx: &RawTracePointContext) {
     if entry & target::AWAIT_EXEC != 0 {
         return;
     }
-    let tree = (entry & 0xffff_ffff) as u32;
+    let tree = (entry & target::TREE_MASK) as u32;
     let ret: i64 = ctx.arg(1);
     let tid = pid_tgid as u32;
     let c = config::get();
+    let identity = c.flags & (cfg::DENY_FILES | cfg::AI_MARK) != 0;
     if c.flags & (cfg::TIMING | cfg::EVENTS) == 0 {
         // Cheapest mode: nothing was remembered at entry; only errors are
-        // left to count, and only they need the syscall number.
+        // left to count, and only they need the syscall number (and, with
+        // identity rules, successful calls that may have opened a file).
         if is_error(ret) {
             count_error(
                 read_nr(ctx.arg(0)),
@@ -333,6 +335,12 @@ fn sys_exit(ctx: &RawTracePointContext) {
                 c.flags,
                 target::generation(entry),
             );
+        } else if identity && ret >= 0 {
+            let regs: *const u64 = ctx.arg(0);
+            let nr = read_nr(regs);
+            if nr < u64::from(MAX_SYSCALLS) {
+                super::identity::opened(regs, nr as u32, ret, pid_tgid, entry);
+            }
         }
         return;
     }
@@ -345,6 +353,9 @@ fn sys_exit(ctx: &RawTracePointContext) {
     }
     let nr = nr as u32;
     let err = is_error(ret);
+    if identity && ret >= 0 {
+        super::identity::opened(ctx.arg(0), nr, ret, pid_tgid, entry);
+    }
     let duration_ns = if timed {
         emit::now().saturating_sub(ts_ns)
     } else {

@@ -137,7 +137,7 @@ fn by_name(name: &str) -> Option<(Kind, &'static str)> {
 /// Reads the first bytes of a file the workload opened (relative paths are
 /// taken from the process's working directory).
 fn head_of(path: &str, pid: u32) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::{ffi::OsStrExt as _, fs::OpenOptionsExt as _};
     let raw = crate::decode::escape::unescape(path)?;
     let p = PathBuf::from(std::ffi::OsStr::from_bytes(&raw));
     let full = if p.is_absolute() {
@@ -145,7 +145,21 @@ fn head_of(path: &str, pid: u32) -> Option<Vec<u8>> {
     } else {
         Path::new(&format!("/proc/{pid}/cwd")).join(p)
     };
-    let mut f = File::open(full).ok()?;
+    // Only regular files: the path is the workload's, and opening a FIFO,
+    // a terminal or /dev/ptmx would block this thread (or make a new
+    // pseudo-terminal). Checked before the open and again on the open file
+    // (the path may change in between); the open never blocks.
+    if !std::fs::metadata(&full).ok()?.is_file() {
+        return None;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(full)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut buf = [0u8; 16];
     let n = f.read(&mut buf).ok()?;
     Some(buf[..n].to_vec())

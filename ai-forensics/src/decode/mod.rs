@@ -193,8 +193,49 @@ pub struct Denied {
     pub tree: u32,
     /// Thread name.
     pub comm: Vec<u8>,
-    /// The path that matched.
+    /// The path as the process passed it (or the exec'd file's name).
     pub path: Vec<u8>,
+    /// How it was enforced (`deny::HOW_*`).
+    pub how: u32,
+    /// The object's identity (zero for a path match at entry).
+    pub obj: ai_forensics_common::ObjKey,
+    /// For a held image denied by content: the denied executable it is a
+    /// copy of (user space's finding, not the kernel's).
+    pub copy_of: Option<Vec<u8>>,
+}
+
+/// The kernel flagged a process an AI workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// Time.
+    pub ts_ns: u64,
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// `policy::rules::ai_bits`.
+    pub bits: u8,
+    /// The file name that did it (last component).
+    pub name: Vec<u8>,
+}
+
+/// A new image held at exec for identification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldExec {
+    /// Time.
+    pub ts_ns: u64,
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// The image's identity.
+    pub obj: ai_forensics_common::ObjKey,
+    /// Its size.
+    pub size: u64,
 }
 
 /// A CUDA call seen by a uprobe.
@@ -223,6 +264,10 @@ pub enum Record {
     Gpu(GpuCall),
     /// An in-kernel deny rule fired.
     Denied(Denied),
+    /// A process became an AI workload.
+    Mark(Mark),
+    /// A new image is held at exec.
+    Held(HeldExec),
     /// A traced syscall.
     Syscall(Syscall),
     /// A gap in the stream.
@@ -250,6 +295,8 @@ impl Record {
             Self::Exec(e) | Self::WatchExec(e) => e.ts_ns,
             Self::Exit(e) => e.ts_ns,
             Self::Denied(d) => d.ts_ns,
+            Self::Mark(m) => m.ts_ns,
+            Self::Held(h) => h.ts_ns,
             Self::Gpu(g) => g.ts_ns,
         }
     }
@@ -367,6 +414,35 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 tree: d.tree,
                 comm: cstr(&d.comm),
                 path: d.path[..n].to_vec(),
+                how: d.how,
+                obj: ai_forensics_common::ObjKey {
+                    dev: d.dev,
+                    ino: d.ino,
+                },
+                copy_of: None,
+            }))
+        }
+        kind::AI_MARK => {
+            let m: ai_forensics_common::MarkEvent = read(bytes, hdr.kind)?;
+            let n = (m.name_len as usize).min(m.name.len());
+            Ok(Record::Mark(Mark {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                tree: m.tree,
+                bits: (m.flag & 3) as u8,
+                name: cstr(&m.name[..n]),
+            }))
+        }
+        kind::EXEC_HELD => {
+            let h: ai_forensics_common::HeldEvent = read(bytes, hdr.kind)?;
+            Ok(Record::Held(HeldExec {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                tree: h.tree,
+                obj: h.obj,
+                size: h.size,
             }))
         }
         k => Err(DecodeError::UnknownKind(k)),

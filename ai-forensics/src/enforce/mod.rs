@@ -8,6 +8,7 @@
 //!   entering a syscall (a child forked just before the verdict included,
 //!   since children inherit the flag at fork) is stopped or killed there.
 pub mod cgroup;
+pub mod identity;
 
 use std::{collections::BTreeMap, path::PathBuf};
 

@@ -41,6 +41,37 @@ pub fn task_offsets() -> Result<TaskOffsets> {
     })
 }
 
+/// Offsets the identity checks need (files by inode, executables by inode,
+/// AI markers by dentry name), from the running kernel's BTF.
+pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
+    let data = std::fs::read(VMLINUX).map_err(|e| {
+        Error::env(format!(
+            "kernel BTF: cannot read {VMLINUX} ({e}); identity rules need CONFIG_DEBUG_INFO_BTF=y"
+        ))
+    })?;
+    let btf = Btf::parse(&data).map_err(|e| Error::env(format!("kernel BTF {VMLINUX}: {e}")))?;
+    let off = |s: &str, field: &str| {
+        btf.member_offset(s, field)
+            .map_err(|e| Error::env(format!("kernel BTF (identity rules): {e}")))
+    };
+    Ok(ai_forensics_common::Offsets {
+        task_files: off("task_struct", "files")?,
+        files_fdt: off("files_struct", "fdt")?,
+        fdt_max_fds: off("fdtable", "max_fds")?,
+        fdt_fd: off("fdtable", "fd")?,
+        file_inode: off("file", "f_inode")?,
+        file_dentry: off("file", "f_path")? + off("path", "dentry")?,
+        inode_ino: off("inode", "i_ino")?,
+        inode_sb: off("inode", "i_sb")?,
+        inode_size: off("inode", "i_size")?,
+        sb_dev: off("super_block", "s_dev")?,
+        dentry_name: off("dentry", "d_name")? + off("qstr", "name")?,
+        dentry_len: off("dentry", "d_name")? + off("qstr", "len")?,
+        bprm_file: off("linux_binprm", "file")?,
+        bprm_filename: off("linux_binprm", "filename")?,
+    })
+}
+
 // Kinds (include/uapi/linux/btf.h).
 const KIND_INT: u32 = 1;
 const KIND_ARRAY: u32 = 3;

@@ -63,6 +63,11 @@ const PROGRAMS: &[(&str, Hook)] = &[
     ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
     // Attached only when in-kernel deny rules are loaded.
     ("raw_tracepoint_sys_enter_deny", Hook::Raw("sys_enter")),
+    // Attached only when executables are denied by identity.
+    (
+        "raw_tracepoint_sched_process_exec_deny",
+        Hook::Raw("sched_process_exec"),
+    ),
 ];
 
 /// What to load.
@@ -190,6 +195,14 @@ impl Probes {
         tracefs::ensure_mounted()?;
         let pid_max = pid_max()?;
         let offsets = btf::task_offsets()?;
+        let identity = ai_forensics_common::config::DENY_FILES
+            | ai_forensics_common::config::DENY_EXES
+            | ai_forensics_common::config::AI_MARK;
+        let off = if opts.flags & identity != 0 {
+            btf::identity_offsets()?
+        } else {
+            ai_forensics_common::Offsets::NONE
+        };
         let exit_group_dead_off =
             tracefs::field_offset("sched", "sched_process_exit", "group_dead")?.unwrap_or(0);
         let config = Config {
@@ -201,6 +214,7 @@ impl Probes {
             task_tgid_off: offsets.tgid,
             execve_nr: crate::syscall::table::number("execve").unwrap_or(u32::MAX),
             execveat_nr: crate::syscall::table::number("execveat").unwrap_or(u32::MAX),
+            off,
         };
         tracing::debug!(?config, "loading eBPF programs");
         let mut loader = EbpfLoader::new();
@@ -249,6 +263,11 @@ impl Probes {
         for (name, hook) in PROGRAMS {
             if *name == "raw_tracepoint_sys_enter_deny"
                 && self.flags & ai_forensics_common::config::DENY == 0
+            {
+                continue;
+            }
+            if *name == "raw_tracepoint_sched_process_exec_deny"
+                && self.flags & ai_forensics_common::config::DENY_EXES == 0
             {
                 continue;
             }
@@ -352,6 +371,40 @@ impl Probes {
         Ok(())
     }
 
+    /// Handles on the identity maps (files and executables denied by
+    /// device and inode, sizes of denied executables, images cleared after
+    /// a hold, AI marker names), for the consumer thread to keep current.
+    pub fn identity_maps(&mut self) -> Result<IdentityMaps> {
+        Ok(IdentityMaps {
+            files: take(&mut self._ebpf, maps::DENY_FILES)?,
+            exes: take(&mut self._ebpf, maps::DENY_EXES)?,
+            sizes: take(&mut self._ebpf, maps::EXE_SIZES)?,
+            cleared: take(&mut self._ebpf, maps::EXE_CLEARED)?,
+        })
+    }
+
+    /// Writes the AI marker table (at most `AI_MARKERS_MAX`).
+    pub fn set_ai_markers(&mut self, markers: &[ai_forensics_common::AiMarker]) -> Result<()> {
+        let mut map: Array<&mut MapData, ai_forensics_common::AiMarker> = self
+            ._ebpf
+            .map_mut(maps::AI_MARKERS)
+            .ok_or_else(|| Error::Runtime("eBPF object has no AI_MARKERS map".into()))
+            .and_then(|m| Array::try_from(m).map_err(|e| bpf_err("map AI_MARKERS", e)))?;
+        let end = ai_forensics_common::AiMarker {
+            kind: 0,
+            len: 0,
+            flag: 0,
+            _pad: 0,
+            pattern: [0; ai_forensics_common::AI_MARKER_MAX],
+        };
+        for i in 0..ai_forensics_common::AI_MARKERS_MAX {
+            let m = markers.get(i as usize).unwrap_or(&end);
+            map.set(i, m, 0)
+                .map_err(|e| bpf_err("writing AI markers", e))?;
+        }
+        Ok(())
+    }
+
     /// Writes the capture spec of every syscall number.
     pub fn set_specs(&mut self, specs: &[(u32, SyscallSpec)]) -> Result<()> {
         for (nr, spec) in specs {
@@ -400,6 +453,18 @@ impl Probes {
             .map_err(|e| bpf_err("reading loss counters", e))?;
         Ok(v.iter().sum())
     }
+}
+
+/// The kernel's identity maps.
+pub struct IdentityMaps {
+    /// Files denied by (device, inode).
+    pub files: HashMap<MapData, ai_forensics_common::ObjKey, ai_forensics_common::ObjDeny>,
+    /// Executables denied by (device, inode).
+    pub exes: HashMap<MapData, ai_forensics_common::ObjKey, ai_forensics_common::ObjDeny>,
+    /// Sizes of denied executables -> `deny::ONLY_*` flags.
+    pub sizes: HashMap<MapData, u64, u32>,
+    /// Images compared after a hold and let go.
+    pub cleared: HashMap<MapData, ai_forensics_common::ObjKey, u32>,
 }
 
 /// Handle on the kernel's target table.
@@ -458,7 +523,7 @@ impl Targets {
             .lock()
             .map_err(|_| Error::Runtime("target table lock poisoned".into()))?;
         let v = map.get(&tgid, 0).unwrap_or(0);
-        if v & 0xffff_ffff == 0 {
+        if v & target::TREE_MASK == 0 {
             return Ok(());
         }
         map.set(tgid, (v | set) & !clear, 0)

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value;
 
 use super::rules::{Action, ArgCond, Cond, RetCond, Rule, Rules, Scope, Severity};
-use crate::{decode::args::Args, target::discover};
+use crate::decode::args::Args;
 
 /// What the engine knows about a process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,8 +21,10 @@ pub struct ProcInfo {
     pub cmdline: String,
     /// Real uid.
     pub uid: Option<u32>,
-    /// Uses an ML runtime or opened a model file (itself or an ancestor).
-    pub ai: bool,
+    /// AI flags ([`ai_bits`](crate::policy::rules::ai_bits)): the kernel
+    /// saw it (or the process it was forked from) open an ML or LLM runtime
+    /// or model file.
+    pub ai: u8,
 }
 
 /// One syscall, as rules see it.
@@ -195,12 +197,17 @@ impl Engine {
         let parent_ai = info
             .ppid
             .and_then(|p| self.procs.get(&p))
-            .is_some_and(|p| p.ai);
+            .map_or(0, |p| p.ai);
         if let Some(old) = self.procs.get(&pid) {
             info.ai |= old.ai;
         }
         info.ai |= parent_ai;
         self.procs.insert(pid, info);
+    }
+
+    /// The kernel flagged `pid` an AI workload (`bits`: `ai_bits`).
+    pub fn mark(&mut self, pid: u32, bits: u8) {
+        self.procs.entry(pid).or_default().ai |= bits;
     }
 
     /// A new process: it inherits its parent's identity until it execs.
@@ -280,7 +287,7 @@ impl Engine {
             return false;
         }
         if let Some(ai) = c.ai_workload
-            && info.is_some_and(|i| i.ai) != ai
+            && !ai.test(info.map_or(0, |i| i.ai))
         {
             return false;
         }
@@ -366,15 +373,16 @@ impl Engine {
 
     /// Evaluates one event; returns the alerts it completes.
     pub fn on_event(&mut self, ev: &Event<'_>) -> Vec<Alert> {
-        if let Some(p) = ev.path
-            && discover::classify(p.as_bytes()).is_some()
-            && let Some(info) = self.procs.get_mut(&ev.pid)
-        {
-            info.ai = true;
-        }
         let mut out = Vec::new();
         for i in 0..self.rules.rules.len() {
             let rule = &self.rules.rules[i];
+            // Kernel rules are decided in the kernel, on the object opened
+            // or executed (their `denied` records raise the alerts): a
+            // second verdict here on the path string would disagree with it
+            // (a failed execve, a name that is not the file).
+            if rule.kernel {
+                continue;
+            }
             // A pending sequence: does this event complete it?
             if let Some(then) = &rule.then {
                 let k = key(then.scope, ev);
@@ -557,7 +565,7 @@ rules:
             e.on_event(&ev(1, 0.0, "execve", Some("/bin/sh"), &none, 0))
                 .is_empty()
         );
-        // Reading weights marks it; 600 + 600 bytes crosses the threshold.
+        // 600 + 600 bytes of weights cross the threshold.
         assert!(
             e.on_event(&ev(2, 1.0, "read", Some("/m/w.safetensors"), &none, 600))
                 .is_empty()
@@ -583,7 +591,9 @@ rules:
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].name, "exfil");
         assert_eq!(a[0].evidence, vec![2, 3, 5]);
-        // Now an AI workload: the shell rule fires.
+        // The kernel's mark record (it opened an ML runtime or model file)
+        // makes it an AI workload: the shell rule fires.
+        e.mark(10, crate::policy::rules::ai_bits::ML);
         let s = e.on_event(&ev(6, 5.0, "execve", Some("/usr/bin/bash"), &none, 0));
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].action, Action::Kill);

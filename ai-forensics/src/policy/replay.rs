@@ -73,7 +73,7 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
                     })
                     .unwrap_or_default(),
                 uid: d["uid"].as_u64().map(|u| u as u32),
-                ai: false,
+                ai: 0,
             };
             engine.observe(u32_of(&v["pid"]), info);
             Vec::new()

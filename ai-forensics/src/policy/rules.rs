@@ -107,6 +107,52 @@ impl Action {
     }
 }
 
+/// `ai_workload:` in a rule file: `true`, `false`, `ml` or `llm`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum AiSpec {
+    Bool(bool),
+    Kind(String),
+}
+
+/// Which AI workloads a condition holds for. The kernel flags a process
+/// (and the children it forks afterwards) when it opens an ML runtime or
+/// model file (`ml`: torch, TensorFlow, ONNX Runtime, safetensors...) or an
+/// LLM runtime or GGUF model (`llm`: llama.cpp, ggml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AiCond {
+    /// Flagged either way.
+    Any,
+    /// Not flagged.
+    No,
+    /// Flagged by an ML runtime or model file.
+    Ml,
+    /// Flagged by an LLM runtime or GGUF model.
+    Llm,
+}
+
+impl AiCond {
+    /// Whether a process with AI flags `bits` ([`ai_bits`]) matches.
+    #[must_use]
+    pub fn test(self, bits: u8) -> bool {
+        match self {
+            Self::Any => bits != 0,
+            Self::No => bits == 0,
+            Self::Ml => bits & ai_bits::ML != 0,
+            Self::Llm => bits & ai_bits::LLM != 0,
+        }
+    }
+}
+
+/// A process's AI flags as user space keeps them (the kernel's
+/// `target::AI_ML` / `AI_LLM` shifted down by 16).
+pub mod ai_bits {
+    /// An ML runtime or model file.
+    pub const ML: u8 = 1;
+    /// An LLM runtime or GGUF model.
+    pub const LLM: u8 = 2;
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany<T> {
@@ -163,7 +209,7 @@ struct MatchSpec {
     cmdline: Option<String>,
     ancestor: Option<String>,
     uid: Option<u32>,
-    ai_workload: Option<bool>,
+    ai_workload: Option<AiSpec>,
     ret: Option<String>,
     errno: Option<OneOrMany<String>>,
     args: Option<BTreeMap<String, ArgSpec>>,
@@ -313,7 +359,7 @@ pub struct Cond {
     /// Real uid.
     pub uid: Option<u32>,
     /// The process (or an ancestor) uses an ML runtime or opened a model file.
-    pub ai_workload: Option<bool>,
+    pub ai_workload: Option<AiCond>,
     /// Return value.
     pub ret: Option<RetCond>,
     /// Error names.
@@ -388,8 +434,16 @@ pub struct Rule {
     pub threshold: Option<Threshold>,
     /// Follow-up, if any.
     pub then: Option<Then>,
-    /// In-kernel patterns of a kernel rule: (class, kind, bytes).
+    /// In-kernel patterns of a kernel rule checked on the path argument at
+    /// syscall entry: (class, kind, bytes). Only literal open paths and
+    /// prefixes: they stop the call before it runs (an `O_TRUNC` included),
+    /// where the identity check at exit can only kill after it.
     pub kernel_patterns: Vec<(u32, u32, String)>,
+    /// Globs of the files a kernel open rule denies by identity.
+    pub kernel_files: Vec<String>,
+    /// Names (basenames, or absolute paths) of the executables a kernel
+    /// exec rule denies by identity.
+    pub kernel_exes: Vec<String>,
 }
 
 /// A validated rule file.
@@ -557,7 +611,22 @@ impl Ctx<'_> {
             .map(|r| self.regex(rule, &f("ancestor"), r))
             .transpose()?;
         c.uid = m.uid;
-        c.ai_workload = m.ai_workload;
+        c.ai_workload = match &m.ai_workload {
+            None => None,
+            Some(AiSpec::Bool(true)) => Some(AiCond::Any),
+            Some(AiSpec::Bool(false)) => Some(AiCond::No),
+            Some(AiSpec::Kind(k)) => Some(match k.as_str() {
+                "ml" => AiCond::Ml,
+                "llm" => AiCond::Llm,
+                _ => {
+                    return Err(self.err(
+                        rule,
+                        &f("ai_workload"),
+                        format!("'{k}': expected true, false, ml or llm"),
+                    ));
+                }
+            }),
+        };
         c.ret = m
             .ret
             .as_deref()
@@ -753,17 +822,38 @@ impl Rules {
                 }),
             };
             let mut kernel_pats = Vec::new();
+            let mut kernel_files = Vec::new();
+            let mut kernel_exes = Vec::new();
             if r.kernel {
                 kernel_compatible(&ctx, r, &when)?;
                 let sys = when.syscalls.clone().unwrap_or_default();
                 let exec = sys.iter().any(|s| s.starts_with("execve"));
                 let open = sys.iter().any(|s| !s.starts_with("execve"));
-                for (kind, p) in kernel_patterns(&ctx, r)? {
-                    if exec {
-                        kernel_pats.push((ai_forensics_common::deny::CLASS_EXEC, kind, p.clone()));
+                if open {
+                    for (kind, p) in kernel_patterns(&ctx, r)? {
+                        if kind != ai_forensics_common::deny::BASENAME {
+                            kernel_pats.push((ai_forensics_common::deny::CLASS_OPEN, kind, p));
+                        }
                     }
-                    if open {
-                        kernel_pats.push((ai_forensics_common::deny::CLASS_OPEN, kind, p));
+                    if let Some(p) = &r.when.path {
+                        kernel_files = ctx.expand(&r.name, "match.path", p.to_vec())?;
+                    }
+                }
+                if exec {
+                    if let Some(b) = &r.when.basename {
+                        kernel_exes = ctx.expand(&r.name, "match.basename", b.to_vec())?;
+                    }
+                    if let Some(p) = &r.when.path {
+                        for g in ctx.expand(&r.name, "match.path", p.to_vec())? {
+                            if g.contains(['*', '?', '[', '{']) || !g.starts_with('/') {
+                                return Err(ctx.err(
+                                    &r.name,
+                                    "kernel",
+                                    format!("exec rules name executables by absolute path or basename, not '{g}'"),
+                                ));
+                            }
+                            kernel_exes.push(g);
+                        }
                     }
                 }
             }
@@ -779,6 +869,8 @@ impl Rules {
                 threshold,
                 then,
                 kernel_patterns: kernel_pats,
+                kernel_files,
+                kernel_exes,
             });
         }
         Ok(Self {
@@ -816,7 +908,7 @@ fn kernel_compatible(ctx: &Ctx<'_>, r: &RuleSpec, c: &Cond) -> Result<()> {
         return bad("kernel rules must name their syscalls (exec or open family)");
     };
     let exec = ["execve", "execveat"];
-    let open = ["open", "openat", "openat2", "creat"];
+    let open = ["open", "openat", "openat2", "creat", "open_by_handle_at"];
     if !sys
         .iter()
         .all(|s| exec.contains(&s.as_str()) || open.contains(&s.as_str()))
@@ -826,10 +918,11 @@ fn kernel_compatible(ctx: &Ctx<'_>, r: &RuleSpec, c: &Cond) -> Result<()> {
     if r.when.path.is_none() && r.when.basename.is_none() {
         return bad("kernel rules match on path or basename");
     }
-    let patterns = kernel_patterns(ctx, r)?;
-    if patterns.is_empty() {
-        return bad("no usable pattern");
+    let exec = sys.iter().any(|s| exec.contains(&s.as_str()));
+    if exec && r.when.basename.is_none() && r.when.path.is_none() {
+        return bad("kernel exec rules name their executables (basename or path)");
     }
+    kernel_patterns(ctx, r)?;
     Ok(())
 }
 
@@ -846,12 +939,10 @@ fn kernel_patterns(ctx: &Ctx<'_>, r: &RuleSpec) -> Result<Vec<(u32, String)>> {
         for g in ctx.expand(&r.name, "match.path", p.to_vec())? {
             let body = g.trim_end_matches("**").trim_end_matches('*');
             if body.contains(['*', '?', '[', '{']) {
-                // Only literal paths and `literal/*` prefixes fit the kernel:
-                // a `/home/*/.ssh/*` pattern is expanded over existing homes.
+                // Only literal paths and `literal/*` prefixes fit the entry
+                // check: a `/home/*/.ssh/*` pattern is expanded over existing
+                // homes; other globs are left to the identity check.
                 out.extend(expand_homes(&g).into_iter().map(|p| (deny::PREFIX, p)));
-                if !g.contains("/home/*/") {
-                    return Err(ctx.err(&r.name, "kernel", format!("pattern '{g}' is neither a literal path nor a literal prefix followed by *")));
-                }
             } else if body.len() < g.len() {
                 out.push((deny::PREFIX, body.to_owned()));
             } else {
@@ -859,6 +950,8 @@ fn kernel_patterns(ctx: &Ctx<'_>, r: &RuleSpec) -> Result<Vec<(u32, String)>> {
             }
         }
     }
+    // Paths too long for the entry check are still denied by identity.
+    out.retain(|(k, p)| *k == deny::BASENAME || (!p.is_empty() && p.len() <= deny::PATTERN_MAX));
     for (_, p) in &out {
         if p.len() > deny::PATTERN_MAX || p.is_empty() {
             return Err(ctx.err(
@@ -942,16 +1035,43 @@ rules:
                 .len(),
             2
         );
-        let k = &r.rules[0].kernel_patterns;
-        assert_eq!(k.len(), 2);
+        // Exec rules are decided on the executed file's identity, not on
+        // the name passed to execve: no entry pattern, two names to resolve.
+        assert!(r.rules[0].kernel_patterns.is_empty());
+        assert_eq!(r.rules[0].kernel_exes, vec!["sh", "bash"]);
+    }
+
+    #[test]
+    fn kernel_open_rules_keep_their_globs_and_literal_entry_patterns() {
+        let y = "version: 1\nrules:\n  - name: k\n    action: kill\n    kernel: true\n    match: {syscall: [openat], path: [\"/etc/shadow\", \"/root/.ssh/*\", \"**/.aws/credentials\"], ai_workload: ml}\n";
+        let r = Rules::parse("k.yaml", y).unwrap();
+        let k = &r.rules[0];
         assert_eq!(
-            k[0],
-            (
-                ai_forensics_common::deny::CLASS_EXEC,
-                ai_forensics_common::deny::BASENAME,
-                "sh".to_owned()
-            )
+            k.kernel_files,
+            vec!["/etc/shadow", "/root/.ssh/*", "**/.aws/credentials"]
         );
+        // Only the literal path and prefix fit the entry check.
+        let entry: Vec<&str> = k.kernel_patterns.iter().map(|p| p.2.as_str()).collect();
+        assert_eq!(entry, vec!["/etc/shadow", "/root/.ssh/"]);
+        assert_eq!(k.when.ai_workload, Some(AiCond::Ml));
+        let bad = y.replace("ai_workload: ml", "ai_workload: gpu");
+        assert!(
+            Rules::parse("k.yaml", &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("expected true, false, ml or llm")
+        );
+        let glob_exec = "version: 1\nrules:\n  - name: e\n    action: kill\n    kernel: true\n    match: {syscall: [execve], path: [\"/bin/*\"]}\n";
+        assert!(Rules::parse("e.yaml", glob_exec).is_err());
+    }
+
+    #[test]
+    fn ai_conditions() {
+        use ai_bits::{LLM, ML};
+        assert!(AiCond::Any.test(ML) && AiCond::Any.test(LLM) && !AiCond::Any.test(0));
+        assert!(AiCond::No.test(0) && !AiCond::No.test(ML));
+        assert!(AiCond::Ml.test(ML | LLM) && !AiCond::Ml.test(LLM));
+        assert!(AiCond::Llm.test(LLM) && !AiCond::Llm.test(ML));
     }
 
     #[test]

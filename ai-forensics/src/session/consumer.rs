@@ -222,7 +222,7 @@ impl Consumer {
     }
 
     /// Whether records are needed at all (an event stream or a store).
-    fn emitting(&self) -> bool {
+    pub(super) fn emitting(&self) -> bool {
         self.sink.is_some()
             || self.store.is_some()
             || !self.exporters.list.is_empty()
@@ -617,6 +617,8 @@ impl Consumer {
                 }
             }
             Record::Denied(d) => self.denied(&d),
+            Record::Mark(m) => self.marked(&m),
+            Record::Held(h) => self.held(&h),
             Record::Gpu(g) => {
                 if let Some(ai) = &mut self.ai {
                     ai.gpu.call(g.func, g.size, g.ptr, g.ret);
@@ -813,6 +815,9 @@ impl Consumer {
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
             self.poll_analyser();
+            if let Some(id) = self.policy.as_mut().and_then(|p| p.identity.as_mut()) {
+                id.maybe_rescan();
+            }
             if self.ai.is_some() && last_cpu.elapsed().as_millis() >= 100 {
                 last_cpu = Instant::now();
                 let now = Clock::monotonic_now();

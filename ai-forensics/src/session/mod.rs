@@ -127,6 +127,21 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         probes.set_deny(&deny)?;
         tracing::info!("{} in-kernel deny patterns loaded", deny.len());
     }
+    let identity_flags = setup::identity_flags(opts.rules.as_ref());
+    if identity_flags & ai_forensics_common::config::AI_MARK != 0 {
+        probes.set_ai_markers(&crate::target::discover::kernel_markers())?;
+    }
+    let identity = match (&opts.rules, identity_flags) {
+        (Some(rules), f) if f & !ai_forensics_common::config::AI_MARK != 0 => {
+            let id = crate::enforce::identity::Identity::new(rules, probes.identity_maps()?);
+            tracing::info!(
+                "identity: {} protected files denied by inode",
+                id.protected_files()
+            );
+            Some(id)
+        }
+        _ => None,
+    };
 
     let clock = Clock::new();
     let started = Clock::monotonic_now();
@@ -199,10 +214,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         overflow: (None, 0),
         policy: (opts.rules.is_some() || opts.analyser.is_some()).then(|| {
             let rules = opts.rules.clone().unwrap_or_default();
-            respond::Policy::new(
+            let mut p = respond::Policy::new(
                 crate::policy::engine::Engine::new(rules),
                 crate::enforce::Enforcer::new(probes.targets.clone()),
-            )
+            );
+            p.identity = identity;
+            p
         }),
         analyser: None,
         ai: (opts.mode == Mode::Events).then(|| crate::ai::AiState::new(opts.baseline.clone())),

@@ -7,8 +7,11 @@ use serde_json::json;
 
 use super::consumer::Consumer;
 use crate::{
-    decode::{Denied, Syscall, args::Rendered, escape},
-    enforce::{Done, Enforcer},
+    decode::{Denied, HeldExec, Mark, Syscall, args::Rendered, escape},
+    enforce::{
+        Done, Enforcer,
+        identity::{Held, Identity},
+    },
     output::{clock::Clock, json},
     policy::{
         engine::{Alert, Engine, Event, ProcInfo},
@@ -31,6 +34,8 @@ pub struct Policy {
     pub denied: HashMap<u32, (u64, String)>,
     /// (action, latency from event to completion) of each enforcement.
     pub latencies: Vec<(String, u64)>,
+    /// The objects the kernel rules protect by identity.
+    pub identity: Option<Identity>,
 }
 
 impl Policy {
@@ -44,6 +49,7 @@ impl Policy {
             actions: 0,
             denied: HashMap::new(),
             latencies: Vec::new(),
+            identity: None,
         }
     }
 }
@@ -83,7 +89,7 @@ impl Consumer {
                 .collect::<Vec<_>>()
                 .join(" "),
             uid: p.uid,
-            ai: false,
+            ai: 0,
         };
         policy.engine.observe(pid, info);
     }
@@ -254,8 +260,86 @@ impl Consumer {
         self.emit(l);
     }
 
-    /// The kernel stopped a syscall at entry: record it, then act on the
-    /// rest of the tree.
+    /// The kernel flagged a process an AI workload: the rules learn it, and
+    /// the record says which profile's workload rules apply from now on.
+    pub(super) fn marked(&mut self, m: &Mark) {
+        if let Some(p) = &mut self.policy {
+            p.engine.mark(m.tgid, m.bits);
+        }
+        let kind = if m.bits & crate::policy::rules::ai_bits::LLM != 0 {
+            "llm"
+        } else {
+            "ml"
+        };
+        let name = escape::escape(&m.name);
+        tracing::info!(
+            "process {} is an AI workload ({kind}: opened {name}); workload rules apply to it and its new children",
+            m.tgid
+        );
+        if !self.emitting() {
+            return;
+        }
+        let detail = json!({"kind": kind, "file": name});
+        let l = json::line(
+            &self.ctx(),
+            self.seq,
+            "ai_mark",
+            Some(m.ts_ns),
+            Some((m.tgid, m.tid, &[])),
+            Some(m.tree),
+            detail,
+            None,
+        );
+        self.emit(l);
+    }
+
+    /// A new image is held at exec: compare it, then kill it or let it go.
+    pub(super) fn held(&mut self, h: &HeldExec) {
+        let verdict = self
+            .policy
+            .as_mut()
+            .and_then(|p| p.identity.as_mut())
+            .map_or(Held::Cleared, |i| i.held(h.tgid, h.obj));
+        match verdict {
+            Held::Cleared => {
+                // The flag first: a syscall after SIGCONT must not kill it.
+                let _ = self
+                    .targets
+                    .set_flags(h.tgid, 0, ai_forensics_common::target::HELD);
+                // SAFETY: kill(2) with a pid and a signal number.
+                unsafe { libc::kill(h.tgid as i32, libc::SIGCONT) };
+                tracing::debug!("exec by {} held and let go", h.tgid);
+            }
+            Held::Denied { deny, copy_of } => {
+                let exe = std::fs::read_link(format!("/proc/{}/exe", h.tgid))
+                    .map(|p| p.as_os_str().as_encoded_bytes().to_vec())
+                    .unwrap_or_default();
+                // SAFETY: as above.
+                unsafe { libc::kill(h.tgid as i32, deny.signal as i32) };
+                let comm = crate::target::procfs::info(h.tgid)
+                    .map(|i| i.comm)
+                    .unwrap_or_default();
+                let d = Denied {
+                    ts_ns: h.ts_ns,
+                    tgid: h.tgid,
+                    tid: h.tid,
+                    nr: systable::number("execve").unwrap_or(0),
+                    rule: deny.rule as u32,
+                    signal: deny.signal,
+                    tree: h.tree,
+                    comm,
+                    path: exe,
+                    how: ai_forensics_common::deny::HOW_EXEC_CONTENT,
+                    obj: h.obj,
+                    copy_of: Some(copy_of.as_os_str().as_encoded_bytes().to_vec()),
+                };
+                self.denied(&d);
+            }
+        }
+    }
+
+    /// The kernel denied a call (at entry, at an open's exit, or at exec):
+    /// record it, then act on the rest of the tree.
     pub(super) fn denied(&mut self, d: &Denied) {
         let Some(policy) = &mut self.policy else {
             return;
@@ -272,8 +356,41 @@ impl Consumer {
         policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
         policy.alerts += 1;
         let path = escape::escape(&d.path);
+        let resolved = policy
+            .identity
+            .as_ref()
+            .and_then(|i| i.resolved(&d.obj))
+            .map(|p| escape::escape(p.as_os_str().as_encoded_bytes()));
+        let copy_of = d.copy_of.as_deref().map(escape::escape);
+        let (mechanism, when, ran) = match d.how {
+            ai_forensics_common::deny::HOW_EXIT_FILE => (
+                "identity",
+                "at the open's exit, before it returned (the file was opened; the process never used the descriptor)",
+                true,
+            ),
+            ai_forensics_common::deny::HOW_EXEC_IMAGE => (
+                "identity",
+                "at exec, before the new image's first instruction",
+                true,
+            ),
+            ai_forensics_common::deny::HOW_EXEC_CONTENT => (
+                "content",
+                "at exec, held before the new image's first instruction and compared",
+                true,
+            ),
+            _ => (
+                "path",
+                "at syscall entry (the signal lands before the call returns; the call itself still runs)",
+                true,
+            ),
+        };
+        let what = match (resolved.as_deref(), copy_of.as_deref()) {
+            (_, Some(c)) => format!("{path}, a copy of {c}"),
+            (Some(r), None) if r != path => format!("{path} = {r}"),
+            _ => path.clone(),
+        };
         let reason = format!(
-            "{}[{}] {}({path}) stopped in the kernel at syscall entry by rule '{name}'",
+            "{}[{}] {}({what}) stopped in the kernel {when} by rule '{name}'",
             escape::escape(&d.comm),
             d.tgid,
             systable::display_name(d.nr)
@@ -286,6 +403,12 @@ impl Consumer {
             "evidence": [],
             "source": "kernel",
             "path": path,
+            "resolved": resolved,
+            "copy_of": copy_of,
+            "mechanism": mechanism,
+            "enforced": "signal",
+            "call_ran": ran,
+            "object": (d.obj.ino != 0).then(|| json!({"dev": format!("{}:{}", d.obj.dev >> 20, d.obj.dev & 0xfffff), "ino": d.obj.ino})),
             "signal": d.signal,
             "event_ts_ns": d.ts_ns,
             "decided_ns": d.ts_ns,

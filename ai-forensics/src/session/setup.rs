@@ -47,12 +47,15 @@ pub fn load_options(opts: &Options) -> LoadOptions {
     if opts.targets.selectors.discover {
         flags |= cfg::WATCH_OPEN | cfg::WATCH_EXEC;
     }
-    if opts.mode == Mode::Events {
+    if opts.mode == Mode::Events || opts.rules.is_some() {
+        // Count mode with rules still streams the calls the rules look at
+        // (`rule_capture`): verdicts never depend on the recording mode.
         flags |= cfg::EVENTS;
     }
     if !deny_rules(opts).is_empty() {
         flags |= cfg::DENY;
     }
+    flags |= identity_flags(opts.rules.as_ref());
     LoadOptions {
         flags,
         ring_bytes: opts.ring_bytes,
@@ -72,7 +75,7 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
     let captured = if opts.mode == Mode::Events {
         opts.selection.captured()
     } else {
-        BTreeSet::new()
+        rule_capture(opts)
     };
     for (nr, name) in systable::all() {
         let mut sp = if captured.contains(&nr) {
@@ -99,6 +102,17 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
                 sp.flags &= !spec::EVENT;
             }
         }
+        if identity_flags(opts.rules.as_ref()) != 0
+            && matches!(
+                name,
+                "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" | "pidfd_getfd"
+            )
+        {
+            sp.flags |= spec::FD_OPEN;
+            if let Some(s) = signature::lookup(name).map(signature::capture_spec) {
+                sp.str0_arg = s.str0_arg;
+            }
+        }
         if !deny_rules(opts).is_empty() {
             let class = match name {
                 "execve" | "execveat" => spec::DENY_EXEC,
@@ -117,6 +131,43 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
         }
     }
     out
+}
+
+/// What count mode streams for the rules: the calls they name (all when
+/// one names none), with the fd-tracking calls that resolve their paths;
+/// nothing without rules.
+#[must_use]
+pub fn rule_capture(opts: &Options) -> BTreeSet<u32> {
+    let Some(rules) = &opts.rules else {
+        return BTreeSet::new();
+    };
+    let sel = match rules.syscalls() {
+        None => crate::syscall::groups::Selection::parse("all"),
+        Some(names) => {
+            let mut s = crate::syscall::groups::Selection::default_set();
+            s.numbers = names.iter().filter_map(|n| systable::number(n)).collect();
+            Ok(s)
+        }
+    };
+    sel.map(|s| s.captured()).unwrap_or_default()
+}
+
+/// Kernel flags for the identity checks `rules` need: files and executables
+/// denied by identity, and AI markers whenever rules are loaded (workload
+/// rules depend on them, in every recording mode alike).
+#[must_use]
+pub fn identity_flags(rules: Option<&crate::policy::rules::Rules>) -> u32 {
+    let Some(rules) = rules else { return 0 };
+    let mut f = cfg::AI_MARK;
+    for r in rules.rules.iter().filter(|r| r.kernel) {
+        if !r.kernel_files.is_empty() {
+            f |= cfg::DENY_FILES;
+        }
+        if !r.kernel_exes.is_empty() {
+            f |= cfg::DENY_EXES;
+        }
+    }
+    f
 }
 
 /// The in-kernel deny table for the `kernel: true` rules.

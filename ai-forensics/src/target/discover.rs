@@ -46,6 +46,55 @@ const LIBRARIES: &[(&str, &str)] = &[
     ("libmlx", "mlx"),
 ];
 
+/// File names that make the process opening them an AI workload in the
+/// kernel (`kind` 1: prefix, 2: suffix; `bits`: `policy::rules::ai_bits`).
+/// Runtimes above all: a pickle checkpoint (.pt, .pth, .ckpt) needs torch,
+/// whose libraries are opened first, while a bare `.pth` or `.bin` is also
+/// what site-packages and many non-ML programs open.
+pub const KERNEL_MARKERS: &[(u32, &str, u8)] = &[
+    (1, "libtorch", 1),
+    (1, "libc10", 1),
+    (1, "libcudart", 1),
+    (1, "libcublas", 1),
+    (1, "libcudnn", 1),
+    (1, "libnccl", 1),
+    (1, "libonnxruntime", 1),
+    (1, "libtensorflow", 1),
+    (1, "_pywrap_tensorflow", 1),
+    (1, "libxla", 1),
+    (1, "xla_extension", 1),
+    (1, "libjax", 1),
+    (1, "libmlx", 1),
+    (2, ".safetensors", 1),
+    (2, ".onnx", 1),
+    (2, ".tflite", 1),
+    (2, ".keras", 1),
+    (1, "libggml", 2),
+    (1, "libllama", 2),
+    (1, "llama-addon", 2),
+    (2, ".gguf", 2),
+    (2, ".ggml", 2),
+];
+
+/// [`KERNEL_MARKERS`] as the kernel's table.
+#[must_use]
+pub fn kernel_markers() -> Vec<ai_forensics_common::AiMarker> {
+    KERNEL_MARKERS
+        .iter()
+        .map(|(kind, p, bits)| {
+            let mut pattern = [0u8; ai_forensics_common::AI_MARKER_MAX];
+            pattern[..p.len()].copy_from_slice(p.as_bytes());
+            ai_forensics_common::AiMarker {
+                kind: *kind,
+                len: p.len() as u32,
+                flag: u32::from(*bits),
+                _pad: 0,
+                pattern,
+            }
+        })
+        .collect()
+}
+
 /// Model and checkpoint formats, by extension.
 const MODEL_EXTENSIONS: &[(&str, &str)] = &[
     (".safetensors", "safetensors"),
