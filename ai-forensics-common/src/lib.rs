@@ -175,6 +175,9 @@ pub mod spec {
     /// The call returns a new descriptor of a file (the open family,
     /// open_by_handle_at, pidfd_getfd): identity checks run at its exit.
     pub const FD_OPEN: u32 = 1 << 8;
+    /// `blob_arg` points to a `struct msghdr`: the blob is the socket
+    /// address its `msg_name` points to (`msg_namelen` bytes).
+    pub const BLOB_MSGHDR: u32 = 1 << 9;
 }
 
 /// Flags in [`SyscallEvent::flags`].

@@ -234,9 +234,27 @@ pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     let mut blob_len: u64 = 0;
     let blob_wanted = sp.flags & spec::BLOB_ON_SUCCESS == 0 || call.ret >= 0;
     if sp.blob_arg != NO_ARG && blob_wanted {
-        let ptr = arg_of(&s.ev.args, sp.blob_arg);
+        let mut ptr = arg_of(&s.ev.args, sp.blob_arg);
         let mut len = u64::from(sp.blob_len_max);
-        if sp.blob_len_arg != NO_ARG {
+        if sp.flags & spec::BLOB_MSGHDR != 0 {
+            // struct msghdr { void *msg_name; socklen_t msg_namelen; ... }
+            let mut hdr = [0u64; 2];
+            // SAFETY: reads 16 bytes from an untrusted user pointer into a local.
+            let r = unsafe {
+                bpf_probe_read_user(hdr.as_mut_ptr().cast::<c_void>(), 16, ptr as *const c_void)
+            };
+            if r != 0 {
+                flags |= ev::READ_FAULT;
+                hdr = [0, 0];
+            }
+            ptr = hdr[0];
+            let want = hdr[1] & 0xffff_ffff;
+            if want > len {
+                flags |= ev::BLOB_TRUNC;
+            } else {
+                len = want;
+            }
+        } else if sp.blob_len_arg != NO_ARG {
             let v = arg_of(&s.ev.args, sp.blob_len_arg);
             let want = if sp.flags & spec::BLOB_LEN_PTR != 0 {
                 let mut l: u32 = 0;

@@ -161,10 +161,14 @@ fn the_kernel_kills_a_shell_before_it_runs_a_command() {
     require_root();
     let dir = tempdir("kshell");
     let marker = dir.join("MARKER");
+    let weights = dir.join("model.safetensors");
+    std::fs::write(&weights, b"{}").unwrap();
     let script = format!(
+        // Opening weights makes it an AI workload (the kernel flags it).
         // The sleep keeps the agent alive until the tree kill that follows
         // the kernel's verdict lands (otherwise python may exit 0 first).
-        "import subprocess, time; subprocess.run(['/bin/sh', '-c', 'touch {}']); time.sleep(10)",
+        "import subprocess, time; open('{}').read(); subprocess.run(['/bin/sh', '-c', 'touch {}']); time.sleep(10)",
+        weights.display(),
         marker.display()
     );
     let (recs, _) = run_rules(
@@ -178,6 +182,11 @@ fn the_kernel_kills_a_shell_before_it_runs_a_command() {
         .expect("kernel alert");
     assert_eq!(a["detail"]["rule"], "shell-spawned-by-model");
     assert_eq!(a["detail"]["path"], "/bin/sh");
+    assert_eq!(a["detail"]["mechanism"], "identity");
+    assert!(
+        of_type(&recs, "ai_mark").any(|m| m["detail"]["file"] == "model.safetensors"),
+        "no ai_mark record"
+    );
     // Nothing the shell would do after exec is in the record.
     let sh_pid = a["pid"].as_u64().unwrap();
     let after: Vec<&Value> = of_type(&recs, "syscall")
@@ -588,4 +597,81 @@ fn rules_check_and_test_against_a_session() {
     assert_eq!(t.code, 0, "{}", t.stderr);
     assert!(t.stdout.contains("credentials-touched"), "{}", t.stdout);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The evasion corpus is caught and the benign corpus runs clean, under
+/// every bundled profile, in count and in events mode (`rules test
+/// --corpus`, which runs each case under `ai-forensics run`).
+#[test]
+fn the_evasion_corpus_is_caught_and_the_benign_corpus_runs_clean() {
+    require_root();
+    let corpus = root().join("rules/corpus");
+    let r = af(&[
+        "rules",
+        "test",
+        "builtin",
+        "--corpus",
+        corpus.to_str().unwrap(),
+    ]);
+    for line in r.stdout.lines().filter(|l| l.contains("corpus, profile")) {
+        eprintln!("{line}");
+    }
+    let wrong: Vec<&str> = r.stdout.lines().filter(|l| l.contains("FAIL")).collect();
+    assert!(
+        wrong.is_empty(),
+        "cases that did not behave:\n{}",
+        wrong.join("\n")
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Every case of every profile and mode ran: 4 profiles x 2 modes.
+    let totals = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("corpus, profile"))
+        .count();
+    assert_eq!(totals, 2 * 4 * 2, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("evasion corpus, profile auto, count mode: 30 cases, 30 caught")
+    );
+    assert!(r.stdout.contains(
+        "benign corpus, profile agent, events mode: 11 cases, 0 caught, 11 passed clean, 0 wrong"
+    ));
+}
+
+/// The bystander: an ordinary `python3 -c 'print(1)'` through the pyenv
+/// shim on PATH (a `#!/usr/bin/env bash` script) runs to completion under
+/// the builtin rules, in both modes.
+#[test]
+fn a_pyenv_shim_launch_is_never_taken_for_the_model() {
+    require_root();
+    let Some(shim) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("python3"))
+            .find(|p| p.is_file())
+    }) else {
+        panic!("no python3 on PATH");
+    };
+    for mode in ["count", "events"] {
+        let r = af(&[
+            "run",
+            "--no-live",
+            "--no-store",
+            "--mode",
+            mode,
+            "--rules",
+            "builtin",
+            "--",
+            shim.to_str().unwrap(),
+            "-c",
+            "print('hello from python')",
+        ]);
+        assert_eq!(r.code, 0, "{mode}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("hello from python"),
+            "{mode}: {}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("rules: 0 alerts"), "{mode}: {}", r.stdout);
+    }
 }

@@ -431,8 +431,29 @@ fn rules_cmd(r: crate::cli::RulesCommand) -> Result<u8> {
         RulesCommand::Test {
             file,
             session,
+            corpus,
+            modes,
             store,
         } => {
+            if let Some(dir) = corpus {
+                let profiles: Vec<&str> = match file.as_str() {
+                    "builtin" => crate::policy::rules::PROFILES.to_vec(),
+                    f => match f.strip_prefix("builtin:") {
+                        Some(p) if crate::policy::rules::PROFILES.contains(&p) => vec![p],
+                        _ => {
+                            return Err(Error::usage(format!(
+                                "rules test --corpus runs the bundled profiles: builtin or builtin:PROFILE ({}), not '{f}'",
+                                crate::policy::rules::PROFILES.join(", ")
+                            )));
+                        }
+                    },
+                };
+                crate::loader::privilege::check()?;
+                let modes: Vec<&str> = modes.iter().map(String::as_str).collect();
+                let ok = crate::policy::corpus::test(&dir, &profiles, &modes)?;
+                return Ok(u8::from(!ok));
+            }
+            let session = session.unwrap_or_default();
             let rules = crate::policy::load(&file)?;
             let st = crate::store::Store::open(&inspect::store_path(store.store.as_deref()))?;
             let id = st.session_id(&session)?;

@@ -179,13 +179,23 @@ pub enum RulesCommand {
         /// Rule file.
         file: String,
     },
-    /// Evaluate a rule file against a recorded session and print what would fire.
+    /// Evaluate a rule file against a recorded session and print what would
+    /// fire; or, with --corpus, run the evasion and benign corpora under a
+    /// bundled profile (`builtin` for all four) and compare with what each
+    /// case expects.
     Test {
-        /// Rule file.
+        /// Rule file (`builtin[:PROFILE]` with --corpus).
         file: String,
         /// Session number, or `last`.
-        #[arg(long)]
-        session: String,
+        #[arg(long, required_unless_present = "corpus", conflicts_with = "corpus")]
+        session: Option<String>,
+        /// Corpus directory holding `evasion/` and `benign/` (as root; it
+        /// runs each case under `ai-forensics run`).
+        #[arg(long, value_name = "DIR")]
+        corpus: Option<PathBuf>,
+        /// Recording modes to run the corpus in.
+        #[arg(long, value_delimiter = ',', default_value = "count,events", value_parser = ["count", "events"])]
+        modes: Vec<String>,
         /// Store.
         #[command(flatten)]
         store: StoreArgs,

@@ -20,6 +20,8 @@ const APT: &[&str] = &[
     // The coexistence test runs these beside ai-forensics.
     "linux-perf",
     "bpftrace",
+    // The evasion corpus runs busybox's shell applet.
+    "busybox",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

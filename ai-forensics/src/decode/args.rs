@@ -182,6 +182,12 @@ fn render_known(s: &Syscall, sig: &Signature, names: &dyn FdNames, args: &mut Ar
                     None => hex_or_null(v),
                 }
             }
+            Arg::MsgHdr => {
+                if let Some(a) = sockaddr::parse(&s.blob) {
+                    extra = Some(("dest_addr".to_owned(), a.json()));
+                }
+                hex_or_null(v)
+            }
             Arg::FdPair => {
                 if s.blob.len() >= 8 && s.ret >= 0 {
                     let a = i32::from_ne_bytes(s.blob[0..4].try_into().unwrap_or_default());

@@ -129,7 +129,13 @@ fn num(v: &Value) -> Option<i64> {
 fn sockaddr(args: &Args) -> Option<(std::net::IpAddr, u16)> {
     ["addr", "dest_addr", "src_addr"].iter().find_map(|k| {
         let a = args.get(k)?;
-        let ip = a.get("ip")?.as_str()?.parse().ok()?;
+        // An IPv4-mapped IPv6 address is the IPv4 address it maps.
+        let ip = a
+            .get("ip")?
+            .as_str()?
+            .parse::<std::net::IpAddr>()
+            .ok()?
+            .to_canonical();
         Some((ip, a.get("port")?.as_u64()? as u16))
     })
 }

@@ -78,6 +78,14 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
             engine.observe(u32_of(&v["pid"]), info);
             Vec::new()
         }
+        Some("ai_mark") => {
+            let bits = match d["kind"].as_str() {
+                Some("llm") => super::rules::ai_bits::LLM,
+                _ => super::rules::ai_bits::ML,
+            };
+            engine.mark(u32_of(&v["pid"]), bits);
+            Vec::new()
+        }
         Some("fork") if d["thread"] != true => {
             engine.fork(u32_of(&v["pid"]), u32_of(&d["child_pid"]));
             Vec::new()

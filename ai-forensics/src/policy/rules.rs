@@ -195,7 +195,13 @@ struct RuleSpec {
     threshold: Option<ThresholdSpec>,
     #[serde(default)]
     then: Option<ThenSpec>,
+    /// Profiles the rule belongs to (absent: every profile).
+    #[serde(default)]
+    profiles: Option<Vec<String>>,
 }
+
+/// The profiles a rule file can name (`profiles:` on a rule).
+pub const PROFILES: &[&str] = &["auto", "training", "inference", "agent"];
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -451,6 +457,8 @@ pub struct Rule {
 pub struct Rules {
     /// Where it came from.
     pub source: String,
+    /// The bundled profile it is (`None` for a user's file).
+    pub profile: Option<String>,
     /// The rules.
     pub rules: Vec<Rule>,
     /// Named lists.
@@ -741,7 +749,13 @@ impl Rules {
 
     /// Parses and validates rule text; errors carry `source:line`.
     pub fn parse(source: &str, text: &str) -> Result<Self> {
-        let spec: FileSpec = serde_norway::from_str(text).map_err(|e| {
+        Self::parse_profile(source, text, "auto")
+    }
+
+    /// Parses a rule file, keeping the rules of `profile` (those with no
+    /// `profiles:` belong to every profile).
+    pub fn parse_profile(source: &str, text: &str, profile: &str) -> Result<Self> {
+        let mut spec: FileSpec = serde_norway::from_str(text).map_err(|e| {
             let at = e
                 .location()
                 .map_or_else(String::new, |l| format!("{}:{}: ", l.line(), l.column()));
@@ -763,6 +777,22 @@ impl Rules {
                 spec.version
             )));
         }
+        for r in &spec.rules {
+            for p in r.profiles.iter().flatten() {
+                if !PROFILES.contains(&p.as_str()) {
+                    return Err(Error::usage(format!(
+                        "{source}: rule '{}': profile '{p}' is not one of {}",
+                        r.name,
+                        PROFILES.join(", ")
+                    )));
+                }
+            }
+        }
+        spec.rules.retain(|r| {
+            r.profiles
+                .as_ref()
+                .is_none_or(|p| p.iter().any(|x| x == profile))
+        });
         let ctx = Ctx {
             source,
             text,
@@ -875,6 +905,7 @@ impl Rules {
         }
         Ok(Self {
             source: source.to_owned(),
+            profile: None,
             rules,
             lists: spec.lists,
         })

@@ -54,6 +54,9 @@ pub enum Arg {
     SockAddr,
     /// A socket address filled by the kernel (blob; length pointer next).
     SockAddrOut,
+    /// A `struct msghdr *` (sendmsg): rendered as a pointer, its `msg_name`
+    /// address as an extra `dest_addr` argument.
+    MsgHdr,
     /// A `socklen_t *`.
     SockLenPtr,
     /// Socket address family.
@@ -257,7 +260,7 @@ pub static SIGNATURES: &[Signature] = &[
     sig!("accept4", Fd, ["sockfd": Fd, "addr": SockAddrOut, "addrlen": SockLenPtr, "flags": UInt]),
     sig!("sendto", Size, ["sockfd": Fd, "buf": Ptr, "len": Size, "flags": UInt, "dest_addr": SockAddr, "addrlen": UInt]),
     sig!("recvfrom", Size, ["sockfd": Fd, "buf": Ptr, "len": Size, "flags": UInt, "src_addr": SockAddrOut, "addrlen": SockLenPtr]),
-    sig!("sendmsg", Size, ["sockfd": Fd, "msg": Ptr, "flags": UInt]),
+    sig!("sendmsg", Size, ["sockfd": Fd, "msg": MsgHdr, "flags": UInt]),
     sig!("recvmsg", Size, ["sockfd": Fd, "msg": Ptr, "flags": UInt]),
     sig!("sendmmsg", Int, ["sockfd": Fd, "msgvec": Ptr, "vlen": UInt, "flags": UInt]),
     sig!("recvmmsg", Int, ["sockfd": Fd, "msgvec": Ptr, "vlen": UInt, "flags": UInt, "timeout": Ptr]),
@@ -306,7 +309,13 @@ pub fn capture_spec(sig: &Signature) -> SyscallSpec {
     sp.argv_arg = index_of(sig, &[Arg::Argv]);
     let blob = index_of(
         sig,
-        &[Arg::SockAddr, Arg::SockAddrOut, Arg::CloneArgs, Arg::FdPair],
+        &[
+            Arg::SockAddr,
+            Arg::SockAddrOut,
+            Arg::MsgHdr,
+            Arg::CloneArgs,
+            Arg::FdPair,
+        ],
     );
     if blob != NO_ARG {
         sp.blob_arg = blob;
@@ -319,6 +328,10 @@ pub fn capture_spec(sig: &Signature) -> SyscallSpec {
                 sp.blob_len_arg = blob + 1;
                 sp.blob_len_max = BLOB_MAX as u16;
                 sp.flags |= spec::BLOB_LEN_PTR | spec::BLOB_ON_SUCCESS;
+            }
+            Arg::MsgHdr => {
+                sp.blob_len_max = BLOB_MAX as u16;
+                sp.flags |= spec::BLOB_MSGHDR;
             }
             Arg::CloneArgs => sp.blob_len_max = 64,
             _ => {
