@@ -2,24 +2,22 @@
 //!
 //! * a frozen tree's members get SIGSTOP, a killed tree's SIGKILL, on their
 //!   next syscall (children inherit the flags at fork, so none escapes);
-//! * deny rules on exec and open paths (exact, prefix or basename match)
-//!   send their signal from the tracepoint itself, without waiting for user
-//!   space. The signal takes effect before the call returns to user mode:
-//!   an exec'd shell never runs an instruction, an opened file is never read.
-use ai_forensics_common::{DeniedEvent, MAX_SYSCALLS, SyscallSpec, deny, drop, kind, spec, target};
+//! * deny rules on literal open paths (exact or prefix match) send their
+//!   signal from the tracepoint itself, without waiting for user space. The
+//!   signal takes effect before the call returns to user mode (the call
+//!   itself still runs). Every other spelling of the path is caught on the
+//!   opened file's identity at the call's exit (`identity`).
+use ai_forensics_common::{DeniedEvent, SyscallSpec, deny, drop, kind, spec, target};
 use aya_ebpf::{
     cty::c_void,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_comm,
         generated::{bpf_probe_read_kernel, bpf_probe_read_user_str, bpf_send_signal},
     },
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
 };
 
 use crate::{
     emit::{self, flush_loss, header, note_loss},
-    filter,
     maps::{DENY, EVENTS, SCRATCH, SPECS},
 };
 
@@ -75,36 +73,15 @@ fn same(a: *const u64, b: *const u64, n: u32) -> bool {
     true
 }
 
-/// The deny check runs as its own program on `sys_enter` (attached only when
-/// kernel rules are loaded), so its loops get their own verifier budget.
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn raw_tracepoint_sys_enter_deny(ctx: RawTracePointContext) -> i32 {
-    deny_enter(&ctx);
-    0
-}
-
-#[inline(always)]
-fn deny_enter(ctx: &RawTracePointContext) {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(entry) = filter::target_entry((pid_tgid >> 32) as u32) else {
-        return;
-    };
-    // The launched command's own execve is the user's choice, not the
-    // workload's: deny rules apply from the workload's first call after it.
-    if entry & target::AWAIT_EXEC != 0 {
-        return;
-    }
-    let id: i64 = ctx.arg(1);
-    if id < 0 || id >= i64::from(MAX_SYSCALLS) {
-        return;
-    }
-    let nr = id as u32;
+/// The deny check at `sys_enter`, for calls whose spec has a `DENY_*`
+/// flag: a subprogram of the syscall entry program (its loops get their own
+/// verifier budget), so the calls of other syscalls pay one flag test, not
+/// a second program on the tracepoint. The launched command's calls before
+/// its execve are ai-forensics' own and never get here.
+#[inline(never)]
+pub fn deny_enter(regs: *const u64, nr: u32, pid_tgid: u64, entry: u64) {
     let Some(sp) = SPECS.get(nr) else { return };
-    if sp.flags & (spec::DENY_EXEC | spec::DENY_OPEN) == 0 {
-        return;
-    }
     let sp = *sp;
-    let regs: *const u64 = ctx.arg(0);
     let args = super::syscalls::read_args(regs);
     check(&sp, &args, pid_tgid, (entry & target::TREE_MASK) as u32, nr);
 }

@@ -155,6 +155,9 @@ fn sys_enter(ctx: &RawTracePointContext) {
     } else {
         SyscallSpec::NONE
     };
+    if c.flags & cfg::DENY != 0 && sp.flags & (spec::DENY_EXEC | spec::DENY_OPEN) != 0 {
+        super::enforce::deny_enter(ctx.arg(0), nr, pid_tgid, entry);
+    }
     let streamed = sp.flags & (spec::EVENT | spec::ENTER_EVENT) != 0;
     if !streamed && c.flags & cfg::TIMING == 0 {
         return;
@@ -338,11 +341,30 @@ fn sys_exit(ctx: &RawTracePointContext) {
         } else if identity && ret >= 0 {
             let regs: *const u64 = ctx.arg(0);
             let nr = read_nr(regs);
-            if nr < u64::from(MAX_SYSCALLS) {
+            if nr < u64::from(MAX_SYSCALLS) && spec_of(nr as u32).flags & spec::FD_OPEN != 0 {
                 super::identity::opened(regs, nr as u32, ret, pid_tgid, entry);
             }
         }
         return;
+    }
+    if c.flags & cfg::TIMING == 0 {
+        // Events without timing: entry remembered only the streamed calls.
+        // The others are counted here without a look for what entry saved
+        // (a hash lookup per call).
+        let regs: *const u64 = ctx.arg(0);
+        let nr = read_nr(regs);
+        if nr >= u64::from(MAX_SYSCALLS) {
+            return;
+        }
+        let sp = spec_of(nr as u32);
+        if sp.flags & (spec::EVENT | spec::ENTER_EVENT) == 0 {
+            if is_error(ret) {
+                count_error(nr, pid_tgid, c.flags, target::generation(entry));
+            } else if identity && ret >= 0 && sp.flags & spec::FD_OPEN != 0 {
+                super::identity::opened(regs, nr as u32, ret, pid_tgid, entry);
+            }
+            return;
+        }
     }
     let (nr, ts_ns, args, timed) = match recall(tid) {
         Some(i) => (u64::from(i.nr), i.ts_ns, i.args, true),
@@ -353,7 +375,7 @@ fn sys_exit(ctx: &RawTracePointContext) {
     }
     let nr = nr as u32;
     let err = is_error(ret);
-    if identity && ret >= 0 {
+    if identity && ret >= 0 && spec_of(nr).flags & spec::FD_OPEN != 0 {
         super::identity::opened(ctx.arg(0), nr, ret, pid_tgid, entry);
     }
     let duration_ns = if timed {

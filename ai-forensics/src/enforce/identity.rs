@@ -4,7 +4,8 @@
 //!
 //! * A kernel open rule's globs are expanded over the file system (a glob
 //!   that starts with `*/` or `**/` under every home directory), and each
-//!   match's (device, inode) goes in `DENY_FILES`, with the path it was
+//!   match's (device, inode) goes in `DENY_FILES` (a glob that starts with
+//!   `*/` or `**/` is rooted at each home directory), with the path it was
 //!   found under (the record's `resolved` path). Rescanned every
 //!   [`RESCAN`]: a key file or home directory made later is protected from
 //!   the next scan on, one that is gone leaves the map (its inode number
@@ -229,6 +230,24 @@ fn walk(root: &Path, m: &GlobMatcher, depth: usize, budget: &mut usize, out: &mu
     }
 }
 
+/// A glob as absolute globs to walk: itself when it is absolute; one per
+/// home directory when it starts with `*/` or `**/` (`**/.aws/credentials`
+/// is `<home>/.aws/credentials`: the files a process reaches through
+/// `$HOME`, not every such name anywhere below it).
+fn rooted(g: &str, m: &GlobMatcher, homes: &[PathBuf]) -> Vec<(String, GlobMatcher)> {
+    if g.starts_with('/') {
+        return vec![(g.to_owned(), m.clone())];
+    }
+    let sub = g.trim_start_matches("**/").trim_start_matches("*/");
+    homes
+        .iter()
+        .filter_map(|h| {
+            let full = format!("{}/{sub}", h.display());
+            glob(&full).map(|m| (full, m))
+        })
+        .collect()
+}
+
 impl Identity {
     /// The protected objects of `rules`, written to `maps`.
     pub fn new(rules: &Rules, maps: IdentityMaps) -> Self {
@@ -332,19 +351,10 @@ impl Identity {
         for fr in &self.files {
             for (g, m) in &fr.globs {
                 let mut paths = Vec::new();
-                if g.starts_with('/') {
-                    let (root, rest) = literal_root(g);
+                for (g, m) in rooted(g, m, &self.homes) {
+                    let (root, rest) = literal_root(&g);
                     let depth = if g.contains("**") { SCAN_DEPTH } else { rest };
-                    walk(&root, m, depth, &mut budget, &mut paths);
-                } else {
-                    // `*/x` and `**/x`: under every home directory.
-                    let sub = g.trim_start_matches("**/").trim_start_matches("*/");
-                    let under = glob(&format!("/**/{sub}"));
-                    for h in &self.homes {
-                        if let Some(u) = &under {
-                            walk(h, u, SCAN_DEPTH, &mut budget, &mut paths);
-                        }
-                    }
+                    walk(&root, &m, depth, &mut budget, &mut paths);
                 }
                 for p in paths {
                     if let Some((key, meta)) = key_of(&p)
@@ -472,6 +482,16 @@ mod tests {
         assert_eq!(
             out,
             vec![dir.join("a/.ssh/id_rsa"), dir.join("a/deep/x/.ssh/id_rsa")]
+        );
+        let homes = vec![dir.join("a"), dir.join("b")];
+        let r = rooted("**/.ssh/id_rsa", &glob("**/.ssh/id_rsa").unwrap(), &homes);
+        let names: Vec<&str> = r.iter().map(|(g, _)| g.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                format!("{}/a/.ssh/id_rsa", dir.display()),
+                format!("{}/b/.ssh/id_rsa", dir.display())
+            ]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -61,8 +61,6 @@ const PROGRAMS: &[(&str, Hook)] = &[
     ("raw_tracepoint_sched_switch", Hook::Raw("sched_switch")),
     ("raw_tracepoint_sys_exit", Hook::Raw("sys_exit")),
     ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
-    // Attached only when in-kernel deny rules are loaded.
-    ("raw_tracepoint_sys_enter_deny", Hook::Raw("sys_enter")),
     // Attached only when executables are denied by identity.
     (
         "raw_tracepoint_sched_process_exec_deny",
@@ -261,11 +259,6 @@ impl Probes {
     /// Attaches every program. Call after the maps are set up.
     pub fn attach(&mut self) -> Result<()> {
         for (name, hook) in PROGRAMS {
-            if *name == "raw_tracepoint_sys_enter_deny"
-                && self.flags & ai_forensics_common::config::DENY == 0
-            {
-                continue;
-            }
             if *name == "raw_tracepoint_sched_process_exec_deny"
                 && self.flags & ai_forensics_common::config::DENY_EXES == 0
             {

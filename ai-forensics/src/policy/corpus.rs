@@ -11,9 +11,11 @@
 //! ```
 //!
 //! Each case gets a protected key (`AF_SECRET`, under `/root/.ssh`, made
-//! before the recorder starts and removed after), a scratch directory
-//! (`AF_SCRATCH`, with `AF_HOME` inside it) and a tiny weights file
-//! (`AF_WEIGHTS`, whose opening makes the process an ML workload).
+//! before the recorder starts and removed after), `$HOME/.aws/credentials`
+//! (`HOME=/root`; made when missing, removed after), a scratch directory
+//! (`AF_SCRATCH`, with `AF_HOME` inside it), a tiny weights file
+//! (`AF_WEIGHTS`, whose opening makes the process an ML workload) and a
+//! tiny GGUF model (`AF_GGUF`, an LLM workload).
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
@@ -115,6 +117,8 @@ struct Fixture {
     scratch: PathBuf,
     secret: PathBuf,
     made_ssh: bool,
+    /// What was made for `$HOME/.aws/credentials` (nothing when it existed).
+    made_aws: Vec<PathBuf>,
 }
 
 impl Fixture {
@@ -126,6 +130,8 @@ impl Fixture {
             .map_err(|e| Error::io("corpus scratch directory", e))?;
         std::fs::write(scratch.join("model.safetensors"), b"{}")
             .map_err(|e| Error::io("corpus weights file", e))?;
+        std::fs::write(scratch.join("model.gguf"), b"GGUF\x03\0\0\0")
+            .map_err(|e| Error::io("corpus GGUF file", e))?;
         let ssh = Path::new("/root/.ssh");
         let made_ssh = !ssh.exists();
         if made_ssh {
@@ -133,19 +139,71 @@ impl Fixture {
         }
         let secret = ssh.join(format!("ai-forensics-corpus-{}", std::process::id()));
         std::fs::write(&secret, b"CORPUS-SECRET\n").map_err(|e| Error::io("corpus secret", e))?;
+        // A cloud credentials file where a process finds it through $HOME
+        // (/root here), made only when there is none.
+        let mut made_aws = Vec::new();
+        let aws = Path::new("/root/.aws");
+        if !aws.exists() {
+            std::fs::create_dir_all(aws).map_err(|e| Error::io("/root/.aws", e))?;
+            made_aws.push(aws.to_path_buf());
+        }
+        let creds = aws.join("credentials");
+        if !creds.exists() {
+            std::fs::write(&creds, b"[default]\naws_secret_access_key=CORPUS\n")
+                .map_err(|e| Error::io("corpus credentials", e))?;
+            made_aws.insert(0, creds);
+        }
         Ok(Self {
             scratch,
             secret,
             made_ssh,
+            made_aws,
         })
+    }
+}
+
+/// Kills what a case left behind (a tree a `stop` rule froze stays frozen
+/// after the recorder ends, by design): every process whose environment
+/// names this case's scratch directory. Thawed first, so SIGKILL lands.
+fn reap(scratch: &Path) {
+    let needle = format!("AF_SCRATCH={}", scratch.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            // SAFETY: kill(2) with a pid and signal numbers.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+    }
+    // A frozen cgroup keeps its members from dying: thaw the recorder's.
+    if let Ok(d) = std::fs::read_dir("/sys/fs/cgroup/unified/ai-forensics")
+        .or_else(|_| std::fs::read_dir("/sys/fs/cgroup/ai-forensics"))
+    {
+        for cg in d.flatten() {
+            let _ = std::fs::write(cg.path().join("cgroup.freeze"), "0");
+        }
     }
 }
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        reap(&self.scratch);
         let _ = std::fs::remove_file(&self.secret);
         if self.made_ssh {
             let _ = std::fs::remove_dir(Path::new("/root/.ssh"));
+        }
+        for p in &self.made_aws {
+            let _ = std::fs::remove_file(p).or_else(|_| std::fs::remove_dir(p));
         }
         let _ = Command::new("umount")
             .arg(self.scratch.join("mnt"))
@@ -177,14 +235,16 @@ pub fn run(case: &Case, profile: &str, mode: &str) -> Result<Outcome> {
         .args(["--mode", mode, "--json", "-o"])
         .arg(&out)
         .arg("--duration")
-        .arg(humantime::format_duration(Duration::from_secs(60)).to_string())
+        .arg(humantime::format_duration(Duration::from_secs(20)).to_string())
         .arg("--")
         .arg(interp)
         .arg(&case.path)
         .env("AF_SECRET", &fx.secret)
+        .env("HOME", "/root")
         .env("AF_SCRATCH", &fx.scratch)
         .env("AF_HOME", fx.scratch.join("home"))
         .env("AF_WEIGHTS", fx.scratch.join("model.safetensors"))
+        .env("AF_GGUF", fx.scratch.join("model.gguf"))
         .env("AF_MODELS", models_dir(&case.path))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
