@@ -149,13 +149,13 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
         return;
     }
     let (key, _) = identity(file);
-    if c.flags & cfg::DENY_EXES != 0 && EXE_CLEARED.get_ptr(&key).is_some() {
+    if c.flags & cfg::DENY_EXES != 0 && EXE_CLEARED.get_ptr(key).is_some() {
         // A cleared executable opened again may be rewritten: compare it
         // again at its next exec.
-        let _ = EXE_CLEARED.remove(&key);
+        let _ = EXE_CLEARED.remove(key);
     }
     // SAFETY: the value is copied out before the map can change.
-    let Some(d) = (unsafe { DENY_FILES.get(&key) }).copied() else {
+    let Some(d) = (unsafe { DENY_FILES.get(key) }).copied() else {
         return;
     };
     if !applies(&d, entry) {
@@ -383,7 +383,7 @@ fn exec_check(ctx: &RawTracePointContext) {
     }
     let (key, size) = identity(file);
     // SAFETY: the value is copied out before the map can change.
-    if let Some(d) = unsafe { DENY_EXES.get(&key) }.copied() {
+    if let Some(d) = unsafe { DENY_EXES.get(key) }.copied() {
         if applies(&d, entry) {
             // SAFETY: helper with a plain integer argument.
             unsafe { bpf_send_signal(d.signal) };
@@ -401,7 +401,7 @@ fn exec_check(ctx: &RawTracePointContext) {
         return;
     }
     // SAFETY: the value is copied out before the map can change.
-    let Some(flags) = unsafe { EXE_SIZES.get(&size) }.copied() else {
+    let Some(flags) = unsafe { EXE_SIZES.get(size) }.copied() else {
         return;
     };
     if !applies(
@@ -410,7 +410,7 @@ fn exec_check(ctx: &RawTracePointContext) {
             ..ObjDeny::default()
         },
         entry,
-    ) || EXE_CLEARED.get_ptr(&key).is_some()
+    ) || EXE_CLEARED.get_ptr(key).is_some()
     {
         return;
     }
