@@ -178,6 +178,10 @@ pub mod spec {
     /// `blob_arg` points to a `struct msghdr`: the blob is the socket
     /// address its `msg_name` points to (`msg_namelen` bytes).
     pub const BLOB_MSGHDR: u32 = 1 << 9;
+    /// A successful call returns a descriptor whose path the kernel
+    /// resolved: `str1` is that path, walked from its dentry and mount up
+    /// to the root (the open family, with identity checks loaded).
+    pub const RESOLVE: u32 = 1 << 10;
 }
 
 /// Flags in [`SyscallEvent::flags`].
@@ -196,6 +200,8 @@ pub mod ev {
     pub const STR0_PRESENT: u32 = 1 << 5;
     /// `str1` was read (it may be empty).
     pub const STR1_PRESENT: u32 = 1 << 6;
+    /// `str1` is the path the kernel resolved for the returned descriptor.
+    pub const STR1_RESOLVED: u32 = 1 << 7;
 }
 
 /// Load-time configuration, a read-only global in the eBPF object.
@@ -255,6 +261,18 @@ pub struct Offsets {
     pub bprm_file: u32,
     /// `linux_binprm.filename`.
     pub bprm_filename: u32,
+    /// `file.f_path` + `path.mnt`.
+    pub file_mnt: u32,
+    /// `dentry.d_parent`.
+    pub dentry_parent: u32,
+    /// `vfsmount.mnt_root`.
+    pub vfsmount_root: u32,
+    /// `mount.mnt` (the `vfsmount` inside a `struct mount`).
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent`.
+    pub mount_parent: u32,
+    /// `mount.mnt_mountpoint`.
+    pub mount_mountpoint: u32,
 }
 
 impl Offsets {
@@ -274,6 +292,12 @@ impl Offsets {
         dentry_len: 0,
         bprm_file: 0,
         bprm_filename: 0,
+        file_mnt: 0,
+        dentry_parent: 0,
+        vfsmount_root: 0,
+        mount_mnt: 0,
+        mount_parent: 0,
+        mount_mountpoint: 0,
     };
 }
 
@@ -861,7 +885,7 @@ const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 56);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 80);
 const _: () = assert!(core::mem::size_of::<ObjKey>() == 16);
 const _: () = assert!(core::mem::size_of::<ObjDeny>() == 16);
 const _: () = assert!(core::mem::size_of::<AiMarker>() == 16 + AI_MARKER_MAX);

@@ -214,7 +214,10 @@ fn arg_of(args: &[u64; 6], i: u8) -> u64 {
 /// argv). Built in the per-CPU scratch area, then copied out with its real
 /// size, so a short path costs a short record.
 #[inline(always)]
-pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
+/// `EXIT`: built at the call's exit, where a returned descriptor's path can
+/// be resolved (`spec::RESOLVE`); the entry program has no such code (and
+/// no such stack).
+pub fn syscall_payload<const EXIT: bool>(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     let Some(s) = SCRATCH.get_ptr_mut(0) else {
         return;
     };
@@ -366,6 +369,17 @@ pub fn syscall_payload(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
         }
         if i == ARGV_MAX_ARGS {
             flags |= ev::STR1_TRUNC;
+        }
+    } else if EXIT && sp.flags & spec::RESOLVE != 0 && call.ret >= 0 {
+        if let Some(file) = crate::probes::identity::file_of(call.ret as u64) {
+            // SAFETY: off1 <= 4352 (blob and str0) and the path is < 4096
+            // bytes: it ends before the walk area at the payload's end.
+            let dst = unsafe { base.add((off1 & 0x1fff) as usize) };
+            let slot = &raw mut s.ev.str1_len;
+            len1 = u64::from(crate::probes::identity::resolve(file, base, dst, slot));
+            if len1 > 0 {
+                flags |= ev::STR1_PRESENT | ev::STR1_RESOLVED;
+            }
         }
     } else if sp.str1_arg != NO_ARG {
         // SAFETY: off1 <= 8191 and STR_MAX bytes from there fit in the payload.

@@ -675,3 +675,54 @@ fn a_pyenv_shim_launch_is_never_taken_for_the_model() {
         assert!(r.stdout.contains("rules: 0 alerts"), "{mode}: {}", r.stdout);
     }
 }
+
+/// A protected file that appears after the start (a new key in a watched
+/// directory) is denied by identity from the next scan on, whatever path
+/// reaches it.
+#[test]
+fn a_key_made_after_the_start_is_protected_by_identity() {
+    require_root();
+    let dir = tempdir("newkey");
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        format!(
+            "version: 1\nrules:\n  - name: keys\n    action: kill\n    kernel: true\n    match: {{syscall: [openat], path: [\"{}/*\"]}}\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    let key = keys.join("id_new");
+    let link = dir.join("innocent");
+    // The workload waits for the key to exist, gives the scan (every 2 s)
+    // time to see it, then reads it through a symlink.
+    let script = format!(
+        "import os, time\nwhile not os.path.exists('{k}'): time.sleep(0.05)\ntime.sleep(2.5)\nos.symlink('{k}', '{l}')\nprint(open('{l}').read())\n",
+        k = key.display(),
+        l = link.display()
+    );
+    let mut child = af_cmd()
+        .args(["run", "--no-live", "--no-store", "--json", "-o"])
+        .arg(dir.join("ev.jsonl"))
+        .arg("--rules")
+        .arg(&rules)
+        .args(["--", python().to_str().unwrap(), "-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&key, "NEW-KEY\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("NEW-KEY"), "the key was read: {stdout}");
+    let recs = parse_jsonl(&std::fs::read_to_string(dir.join("ev.jsonl")).unwrap());
+    let a = of_type(&recs, "alert")
+        .find(|a| a["detail"]["source"] == "kernel")
+        .expect("kernel alert");
+    assert_eq!(a["detail"]["rule"], "keys");
+    assert_eq!(a["detail"]["mechanism"], "identity");
+    assert_eq!(a["detail"]["resolved"], key.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -174,7 +174,7 @@ pub enum FormatArg {
 /// `rules` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
-    /// Validate a rule file (`builtin` for the bundled pack); errors carry line numbers.
+    /// Validate a rule file (`builtin[:PROFILE]` for the bundled pack); errors carry line numbers.
     Check {
         /// Rule file.
         file: String,
@@ -349,7 +349,7 @@ pub struct RecordArgs {
     /// what follows) to the store when triggered (alert, SIGUSR1, `dump`).
     #[arg(long, value_name = "DURATION", conflicts_with = "no_store")]
     pub flight_recorder: Option<String>,
-    /// Evaluate these rules and act on them (a YAML file, or `builtin` for the bundled AI pack).
+    /// Evaluate these rules and act on them (a YAML file, or `builtin[:PROFILE]` for the bundled AI pack: auto, training, inference, agent).
     #[arg(long, value_name = "FILE")]
     pub rules: Option<String>,
     /// Stream records to this analyser and act on its verdicts (http://HOST:PORT/PATH or unix:/PATH).

@@ -72,7 +72,7 @@ fn ptr(base: *const u8, off: u32) -> *const u8 {
 
 /// The `struct file` behind descriptor `fd` of the current process.
 #[inline(always)]
-fn file_of(fd: u64) -> Option<*const u8> {
+pub fn file_of(fd: u64) -> Option<*const u8> {
     let o = config::get().off;
     // SAFETY: helper without arguments.
     let task = unsafe { bpf_get_current_task() } as *const u8;
@@ -94,6 +94,92 @@ fn file_of(fd: u64) -> Option<*const u8> {
     }
     let file = ptr(fds, (fd as u32).wrapping_mul(8));
     (!file.is_null()).then_some(file)
+}
+
+/// Deepest path the walk below follows (components, mount crossings included).
+const WALK_MAX: u32 = 40;
+/// Where the walk builds the path, right to left, in the scratch payload:
+/// 4096 bytes plus room for one more component, at its end.
+const WALK_AT: usize = ai_forensics_common::PAYLOAD_MAX - 4096 - 256;
+
+/// Writes the absolute path of `file` (from its dentry up through its
+/// mounts to the root of the mount tree) to `dst`, at most 4095 bytes;
+/// returns its length, 0 when it could not be walked. `base` is the scratch
+/// payload.
+///
+/// Where the next component goes is kept in `slot` (map memory) rather than
+/// in a register: the verifier does not follow values through map memory,
+/// so the iterations do not multiply its states by every possible position.
+#[inline(never)]
+pub fn resolve(file: *const u8, base: *mut u8, dst: *mut u8, slot: *mut u32) -> u32 {
+    let o = config::get().off;
+    let mut dentry = ptr(file, o.file_dentry);
+    let mut vfsmnt = ptr(file, o.file_mnt);
+    let mut mount = vfsmnt.wrapping_sub(o.mount_mnt as usize);
+    // SAFETY: WALK_AT + 4096 + 256 == PAYLOAD_MAX: inside the payload.
+    let tmp = unsafe { base.add(WALK_AT) };
+    // SAFETY: slot is a u32 of the scratch map value.
+    unsafe { slot.write_volatile(4096) };
+    let mut i = 0u32;
+    while i < WALK_MAX {
+        i += 1;
+        // SAFETY: as above.
+        let mut pos = unsafe { slot.read_volatile() } & 0x1fff;
+        let root = ptr(vfsmnt, o.vfsmount_root);
+        if dentry == root {
+            let parent = ptr(mount, o.mount_parent);
+            if parent.is_null() || parent == mount {
+                break;
+            }
+            dentry = ptr(mount, o.mount_mountpoint);
+            mount = parent;
+            vfsmnt = mount.wrapping_add(o.mount_mnt as usize);
+            continue;
+        }
+        let up = ptr(dentry, o.dentry_parent);
+        if up.is_null() || up == dentry {
+            break;
+        }
+        let name = ptr(dentry, o.dentry_name);
+        let len: u32 = read::<u32>(dentry, o.dentry_len) & 0xff;
+        if len + 1 > pos || pos > 4096 {
+            return 0;
+        }
+        pos -= len;
+        // SAFETY: pos < 4096 and len < 256: the copy stays in the walk area.
+        unsafe {
+            bpf_probe_read_kernel(
+                tmp.add((pos & 0xfff) as usize).cast::<c_void>(),
+                len,
+                name.cast::<c_void>(),
+            );
+        }
+        pos -= 1;
+        // SAFETY: as above.
+        unsafe { *tmp.add((pos & 0xfff) as usize) = b'/' };
+        // SAFETY: as above.
+        unsafe { slot.write_volatile(pos) };
+        dentry = up;
+    }
+    // SAFETY: as above.
+    let pos = unsafe { slot.read_volatile() } & 0x1fff;
+    if pos >= 4096 {
+        // The root itself.
+        // SAFETY: dst has room for one byte.
+        unsafe { *dst = b'/' };
+        return 1;
+    }
+    let n = (4096 - pos) & 0xfff;
+    // SAFETY: copies n < 4096 bytes of the walk area to dst (str1's slot,
+    // which ends before the walk area).
+    unsafe {
+        bpf_probe_read_kernel(
+            dst.cast::<c_void>(),
+            n,
+            tmp.add((pos & 0xfff) as usize).cast::<c_void>(),
+        );
+    }
+    n
 }
 
 /// (identity, size) of the inode of `file`.

@@ -103,9 +103,9 @@ fn has_payload(sp: &SyscallSpec) -> bool {
 }
 
 #[inline(always)]
-fn stream(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
+fn stream<const EXIT: bool>(call: &Call, args: &[u64; 6], sp: &SyscallSpec) {
     if has_payload(sp) {
-        emit::syscall_payload(call, args, sp);
+        emit::syscall_payload::<EXIT>(call, args, sp);
     } else {
         emit::syscall_plain(call, args);
     }
@@ -175,7 +175,7 @@ fn sys_enter(ctx: &RawTracePointContext) {
             ret: 0,
             duration_ns: 0,
         };
-        stream(&call, &args, &sp);
+        stream::<false>(&call, &args, &sp);
     }
     if sp.flags & spec::NO_RETURN != 0 {
         return;
@@ -443,7 +443,7 @@ fn sys_exit(ctx: &RawTracePointContext) {
         // entry record carried them.
         emit::syscall_plain(&call, &args);
     } else {
-        stream(&call, &args, &sp);
+        stream::<true>(&call, &args, &sp);
     }
 }
 
@@ -484,5 +484,5 @@ fn watch_open(ctx: &RawTracePointContext, pid_tgid: u64) {
         str0_arg: sp.str0_arg,
         ..SyscallSpec::NONE
     };
-    emit::syscall_payload(&call, &args, &only_path);
+    emit::syscall_payload::<false>(&call, &args, &only_path);
 }

@@ -69,6 +69,12 @@ pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
         dentry_len: off("dentry", "d_name")? + off("qstr", "len")?,
         bprm_file: off("linux_binprm", "file")?,
         bprm_filename: off("linux_binprm", "filename")?,
+        file_mnt: off("file", "f_path")? + off("path", "mnt")?,
+        dentry_parent: off("dentry", "d_parent")?,
+        vfsmount_root: off("vfsmount", "mnt_root")?,
+        mount_mnt: off("mount", "mnt")?,
+        mount_parent: off("mount", "mnt_parent")?,
+        mount_mountpoint: off("mount", "mnt_mountpoint")?,
     })
 }
 

@@ -196,7 +196,8 @@ impl Probes {
         let identity = ai_forensics_common::config::DENY_FILES
             | ai_forensics_common::config::DENY_EXES
             | ai_forensics_common::config::AI_MARK;
-        let off = if opts.flags & identity != 0 {
+        // Events mode resolves the paths of opened files from their dentries.
+        let off = if opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0 {
             btf::identity_offsets()?
         } else {
             ai_forensics_common::Offsets::NONE

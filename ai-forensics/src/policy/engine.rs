@@ -44,8 +44,12 @@ pub struct Event<'a> {
     pub syscall: &'a str,
     /// Thread name.
     pub comm: &'a str,
-    /// Main path (escaped form).
+    /// Main path (escaped form), as the process passed it.
     pub path: Option<&'a str>,
+    /// The path the kernel resolved for the descriptor the call returned
+    /// (escaped form), when it differs: `path` conditions hold when either
+    /// matches, `path_not` when neither does.
+    pub resolved: Option<&'a str>,
     /// Rendered arguments.
     pub args: &'a Args,
     /// Return value (None at entry).
@@ -250,13 +254,14 @@ impl Engine {
         {
             return false;
         }
+        let paths = || ev.path.into_iter().chain(ev.resolved);
         if let Some(g) = &c.path
-            && !ev.path.is_some_and(|p| g.is_match(p))
+            && !paths().any(|p| g.is_match(p))
         {
             return false;
         }
         if let Some(g) = &c.path_not
-            && ev.path.is_some_and(|p| g.is_match(p))
+            && paths().any(|p| g.is_match(p))
         {
             return false;
         }
@@ -527,6 +532,7 @@ mod tests {
             syscall,
             comm: "python3",
             path,
+            resolved: None,
             args: a,
             ret: Some(ret),
             errno: None,

@@ -167,6 +167,17 @@ mod tests {
                 ],
                 &["/tmp/bashrc", "/root/notes.txt"],
             ),
+            (
+                "output_dirs",
+                &[
+                    "/tmp/x/y.log",
+                    "/work/run/out/model.pt",
+                    "/data/exp/checkpoints/step-1.safetensors",
+                    "/root/.cache/huggingface/hub/x",
+                    "/srv/proj/__pycache__/m.cpython-311.pyc",
+                ],
+                &["/etc/passwd", "/root/.bashrc", "/usr/lib/x.so"],
+            ),
         ];
         for (list, hits, misses) in cases {
             let globs: Vec<_> = lists[*list].iter().map(|g| glob(g)).collect();

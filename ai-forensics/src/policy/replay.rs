@@ -20,6 +20,7 @@ struct Owned {
     args: Args,
     ret: Option<i64>,
     errno: Option<String>,
+    resolved: Option<String>,
 }
 
 fn args_of(v: &Value) -> Args {
@@ -101,6 +102,7 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
                 syscall: d["syscall"].as_str().unwrap_or("").to_owned(),
                 comm: v["comm"].as_str().unwrap_or("").to_owned(),
                 path: main_path(&args, d),
+                resolved: d["ret_path"].as_str().map(str::to_owned),
                 ret: d["ret"].as_i64(),
                 errno: d["errno"].as_str().map(str::to_owned),
                 args,
@@ -114,6 +116,10 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
                 syscall: &o.syscall,
                 comm: &o.comm,
                 path: o.path.as_deref(),
+                resolved: o
+                    .resolved
+                    .as_deref()
+                    .filter(|r| Some(*r) != o.path.as_deref()),
                 args: &o.args,
                 ret: o.ret,
                 errno: o.errno.as_deref(),

@@ -744,17 +744,18 @@ impl Consumer {
         }
         self.fds.apply(s);
         let Some(rendered) = rendered else { return };
-        if !wanted {
-            // Evaluated by the rules without being written.
-            let path = json::main_path(&rendered, None);
-            self.evaluate(s, &rendered, u64::MAX, path.as_deref());
-            return;
-        }
         let ret_path = if rendered.ret == Ret::Fd && s.ret >= 0 && !s.at_entry {
             args::FdNames::fd_name(&self.fds, s.tgid, s.ret)
         } else {
             None
         };
+        if !wanted {
+            // Evaluated by the rules without being written.
+            let path = json::main_path(&rendered, None);
+            self.evaluate(s, &rendered, u64::MAX, path.as_deref(), ret_path.as_deref());
+            return;
+        }
+        let resolved = ret_path.clone();
         let l = json::syscall(&self.ctx(), self.seq, s, &rendered, ret_path);
         if let Some(f) = &mut self.flow {
             f.syscall(
@@ -767,7 +768,7 @@ impl Consumer {
         }
         let (seq, path) = (self.seq, l.path.clone());
         self.emit(l);
-        self.evaluate(s, &rendered, seq, path.as_deref());
+        self.evaluate(s, &rendered, seq, path.as_deref(), resolved.as_deref());
     }
 
     fn syscall(&mut self, mut s: Syscall) {

@@ -104,7 +104,14 @@ impl Consumer {
     }
 
     /// Evaluates the rules on a syscall (rendered, with its record's seq).
-    pub(super) fn evaluate(&mut self, s: &Syscall, r: &Rendered, seq: u64, path: Option<&str>) {
+    pub(super) fn evaluate(
+        &mut self,
+        s: &Syscall,
+        r: &Rendered,
+        seq: u64,
+        path: Option<&str>,
+        resolved: Option<&str>,
+    ) {
         if self.policy.is_none() {
             return;
         }
@@ -124,6 +131,7 @@ impl Consumer {
             syscall: &r.name,
             comm: &comm,
             path,
+            resolved: resolved.filter(|r| Some(*r) != path),
             args: &r.args,
             ret: (!s.at_entry).then_some(s.ret),
             errno,

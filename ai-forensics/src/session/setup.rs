@@ -126,6 +126,15 @@ pub fn specs(opts: &Options) -> Vec<(u32, SyscallSpec)> {
                 }
             }
         }
+        if sp.flags & spec::EVENT != 0
+            && matches!(
+                name,
+                "open" | "openat" | "openat2" | "creat" | "open_by_handle_at" | "pidfd_getfd"
+            )
+        {
+            // The record adds the path the kernel resolved for the new fd.
+            sp.flags |= spec::RESOLVE;
+        }
         if sp != SyscallSpec::NONE {
             out.push((nr, sp));
         }

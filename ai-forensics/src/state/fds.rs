@@ -152,13 +152,19 @@ impl FdTables {
         let ok = s.ret >= 0;
         let int = |v: u64| i64::from(v as u32 as i32);
         match name {
-            "open" | "creat" | "openat" | "openat2" if ok => {
+            "open" | "creat" | "openat" | "openat2" | "open_by_handle_at" if ok => {
                 let flags = match name {
                     "open" => a[1],
                     "openat" => a[2],
                     _ => 0,
                 };
-                if let Some(p) = &s.str0 {
+                // The path the kernel resolved (absolute, from the dentries)
+                // names the fd when the record has it; else the path passed.
+                let resolved = s
+                    .str1
+                    .as_ref()
+                    .filter(|_| s.flags & ai_forensics_common::ev::STR1_RESOLVED != 0);
+                if let Some(p) = resolved.or(s.str0.as_ref()) {
                     self.set(s.tgid, s.ret, Entry::path(p, flags & O_CLOEXEC != 0));
                 }
             }
