@@ -457,7 +457,7 @@ fn rules_cmd(r: crate::cli::RulesCommand) -> Result<u8> {
             let rules = crate::policy::load(&file)?;
             let st = crate::store::Store::open(&inspect::store_path(store.store.as_deref()))?;
             let id = st.session_id(&session)?;
-            let mut engine = crate::policy::engine::Engine::new(rules);
+            let mut engine = crate::policy::engine::Engine::for_replay(rules);
             let mut buf = Vec::new();
             st.stream(id, &crate::store::query::Filter::default(), false, &mut buf)?;
             let mut fired = 0;

@@ -48,12 +48,12 @@ pub fn tree_signal(entry: u64) -> bool {
 }
 
 /// Compares the first `n` bytes at `a` and `b` (both 8-byte aligned, at
-/// least 64 bytes) a word at a time: eight steps at most, which keeps the
-/// verifier's work small.
+/// least `8 * WORDS` readable bytes) a word at a time: `WORDS` steps at
+/// most, which keeps the verifier's work small.
 #[inline(always)]
-fn same(a: *const u64, b: *const u64, n: u32) -> bool {
+pub fn same<const WORDS: u32>(a: *const u64, b: *const u64, n: u32) -> bool {
     let mut w = 0u32;
-    while w < 8 {
+    while w < WORDS {
         if w * 8 >= n {
             break;
         }
@@ -63,7 +63,7 @@ fn same(a: *const u64, b: *const u64, n: u32) -> bool {
         } else {
             (1u64 << (left * 8)) - 1
         };
-        // SAFETY: both point to at least 64 readable, 8-aligned bytes.
+        // SAFETY: both point to at least 8 * WORDS readable, 8-aligned bytes.
         let (x, y) = unsafe { (*a.add(w as usize), *b.add(w as usize)) };
         if (x ^ y) & mask != 0 {
             return false;
@@ -164,10 +164,10 @@ fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
         let pat = rule.pattern.as_ptr().cast::<u64>();
         let hit = rule.class == class
             && match rule.kind {
-                deny::EXACT => rule.len == len && same(buf.cast::<u64>(), pat, rule.len),
-                deny::PREFIX => rule.len <= len && same(buf.cast::<u64>(), pat, rule.len),
+                deny::EXACT => rule.len == len && same::<8>(buf.cast::<u64>(), pat, rule.len),
+                deny::PREFIX => rule.len <= len && same::<8>(buf.cast::<u64>(), pat, rule.len),
                 deny::BASENAME => {
-                    base_len == rule.len && same(basebuf.cast::<u64>(), pat, rule.len)
+                    base_len == rule.len && same::<8>(basebuf.cast::<u64>(), pat, rule.len)
                 }
                 _ => false,
             };

@@ -315,31 +315,6 @@ fn report(pid_tgid: u64, entry: u64, nr: u32, d: &ObjDeny, how: u32, key: ObjKey
     e.submit(0);
 }
 
-/// Compares the first `n` bytes at `a` and `b` (8-byte aligned, at least
-/// 24 readable bytes each), a word at a time.
-#[inline(always)]
-fn same(a: *const u64, b: *const u64, n: u32) -> bool {
-    let mut w = 0u32;
-    while w < 3 {
-        if w * 8 >= n {
-            break;
-        }
-        let left = n - w * 8;
-        let mask = if left >= 8 {
-            u64::MAX
-        } else {
-            (1u64 << (left * 8)) - 1
-        };
-        // SAFETY: both point to at least 24 readable, 8-aligned bytes.
-        let (x, y) = unsafe { (*a.add(w as usize), *b.add(w as usize)) };
-        if (x ^ y) & mask != 0 {
-            return false;
-        }
-        w += 1;
-    }
-    true
-}
-
 /// Where the name and its suffix copy go in the scratch payload.
 const NAME_AT: usize = 0;
 const NAME_MAX: u32 = 64;
@@ -394,7 +369,7 @@ fn mark(file: *const u8, pid_tgid: u64, entry: u64) {
                 buf.add(NAME_AT + (at & 63) as usize).cast::<c_void>(),
             );
         }
-        if same(tail.cast::<u64>(), m.pattern.as_ptr().cast::<u64>(), plen) {
+        if super::enforce::same::<3>(tail.cast::<u64>(), m.pattern.as_ptr().cast::<u64>(), plen) {
             let flag = u64::from(m.flag) << 16 & target::AI;
             let tgid = (pid_tgid >> 32) as u32;
             let v = filter::target_value(tgid);

@@ -110,6 +110,9 @@ pub struct Engine {
     windows: HashMap<(usize, u32), Window>,
     armed: HashMap<(usize, u32), Vec<Armed>>,
     last: HashMap<(usize, u32), u64>,
+    /// Judge kernel rules here too, on the recorded paths: a replay of a
+    /// recording (`rules test --session`), where no kernel decides.
+    judge_kernel_rules: bool,
 }
 
 fn key(scope: Scope, ev: &Event<'_>) -> u32 {
@@ -154,6 +157,18 @@ impl Engine {
             windows: HashMap::new(),
             armed: HashMap::new(),
             last: HashMap::new(),
+            judge_kernel_rules: false,
+        }
+    }
+
+    /// An engine for a replay of a recording: kernel rules are judged on
+    /// the recorded paths (as passed and as the kernel resolved them), for
+    /// calls that succeeded, since no kernel decides them there.
+    #[must_use]
+    pub fn for_replay(rules: Rules) -> Self {
+        Self {
+            judge_kernel_rules: true,
+            ..Self::new(rules)
         }
     }
 
@@ -391,7 +406,9 @@ impl Engine {
             // or executed (their `denied` records raise the alerts): a
             // second verdict here on the path string would disagree with it
             // (a failed execve, a name that is not the file).
-            if rule.kernel {
+            if rule.kernel
+                && (!self.judge_kernel_rules || ev.ret.is_none_or(|r| (-4095..0).contains(&r)))
+            {
                 continue;
             }
             // A pending sequence: does this event complete it?

@@ -288,12 +288,17 @@ impl Consumer {
             return;
         }
         let detail = json!({"kind": kind, "file": name});
+        let comm = self
+            .procs
+            .get(m.tgid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default();
         let l = json::line(
             &self.ctx(),
             self.seq,
             "ai_mark",
             Some(m.ts_ns),
-            Some((m.tgid, m.tid, &[])),
+            Some((m.tgid, m.tid, &comm)),
             Some(m.tree),
             detail,
             None,
