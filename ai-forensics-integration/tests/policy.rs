@@ -703,7 +703,7 @@ fn a_key_made_after_the_start_is_protected_by_identity() {
         k = key.display(),
         l = link.display()
     );
-    let mut child = af_cmd()
+    let child = af_cmd()
         .args(["run", "--no-live", "--no-store", "--json", "-o"])
         .arg(dir.join("ev.jsonl"))
         .arg("--rules")
