@@ -231,7 +231,7 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
     if c.flags & cfg::AI_MARK != 0 && entry & target::AI != target::AI {
         mark(file, pid_tgid, entry);
     }
-    if c.flags & cfg::DENY_FILES == 0 {
+    if c.flags & (cfg::DENY_FILES | cfg::DENY_EXES) == 0 {
         return;
     }
     let (key, _) = identity(file);
@@ -239,6 +239,9 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
         // A cleared executable opened again may be rewritten: compare it
         // again at its next exec.
         let _ = EXE_CLEARED.remove(key);
+    }
+    if c.flags & cfg::DENY_FILES == 0 {
+        return;
     }
     // SAFETY: the value is copied out before the map can change.
     let Some(d) = (unsafe { DENY_FILES.get(key) }).copied() else {
