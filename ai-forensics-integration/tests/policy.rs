@@ -632,7 +632,7 @@ fn the_evasion_corpus_is_caught_and_the_benign_corpus_runs_clean() {
     assert_eq!(totals, 2 * 4 * 2, "{}", r.stdout);
     assert!(
         r.stdout
-            .contains("evasion corpus, profile auto, count mode: 31 cases, 31 caught")
+            .contains("evasion corpus, profile auto, count mode: 32 cases, 32 caught")
     );
     assert!(r.stdout.contains(
         "benign corpus, profile agent, events mode: 11 cases, 0 caught, 11 passed clean, 0 wrong"
