@@ -7,19 +7,13 @@
 //!   signal takes effect before the call returns to user mode (the call
 //!   itself still runs). Every other spelling of the path is caught on the
 //!   opened file's identity at the call's exit (`identity`).
-use ai_forensics_common::{DeniedEvent, SyscallSpec, deny, drop, kind, spec, target};
+use ai_forensics_common::{ObjDeny, ObjKey, SyscallSpec, deny, spec, target};
 use aya_ebpf::{
     cty::c_void,
-    helpers::{
-        bpf_get_current_comm,
-        generated::{bpf_probe_read_kernel, bpf_probe_read_user_str, bpf_send_signal},
-    },
+    helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str, bpf_send_signal},
 };
 
-use crate::{
-    emit::{self, flush_loss, header, note_loss},
-    maps::{DENY, EVENTS, SCRATCH, SPECS},
-};
+use crate::maps::{DENY, SCRATCH, SPECS};
 
 const SIGKILL: u32 = 9;
 const SIGSTOP: u32 = 19;
@@ -174,7 +168,22 @@ fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
         if hit {
             // SAFETY: helper with a plain integer argument.
             unsafe { bpf_send_signal(rule.signal) };
-            report(pid_tgid, tree, nr, rule.rule, rule.signal, buf, len);
+            let d = ObjDeny {
+                rule: rule.rule,
+                signal: rule.signal,
+                flags: 0,
+                _pad: 0,
+            };
+            // The path read above, NUL-terminated in the scratch payload.
+            super::identity::report(
+                pid_tgid,
+                u64::from(tree),
+                nr,
+                &d,
+                deny::HOW_ENTRY_PATH,
+                ObjKey::default(),
+                super::identity::Source::Kernel(buf),
+            );
             return;
         }
         ri += 1;
@@ -183,36 +192,3 @@ fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
 
 /// Where the basename copy goes in the scratch payload (8-byte aligned).
 const BASE_AT: usize = 512;
-
-fn report(pid_tgid: u64, tree: u32, nr: u32, rule: u32, signal: u32, path: *const u8, len: u32) {
-    let ts_ns = emit::now();
-    if !flush_loss(pid_tgid) {
-        note_loss(tree, ts_ns, drop::RINGBUF_FULL);
-        return;
-    }
-    let Some(mut e) = EVENTS.reserve::<DeniedEvent>(0) else {
-        note_loss(tree, ts_ns, drop::RINGBUF_FULL);
-        return;
-    };
-    let p = e.as_mut_ptr();
-    // SAFETY: p points to a reserved DeniedEvent; every field is written
-    // before submit; the path is copied from the scratch payload.
-    unsafe {
-        (*p).hdr = header(kind::DENIED, ts_ns, pid_tgid);
-        (*p).nr = nr;
-        (*p).rule = rule;
-        (*p).signal = signal;
-        (*p).tree = tree;
-        (*p).path_len = len;
-        (*p).how = deny::HOW_ENTRY_PATH;
-        (*p).dev = 0;
-        (*p).ino = 0;
-        (*p).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        bpf_probe_read_kernel(
-            (&raw mut (*p).path).cast::<c_void>(),
-            deny::PATH_MAX as u32,
-            path.cast::<c_void>(),
-        );
-    }
-    e.submit(0);
-}

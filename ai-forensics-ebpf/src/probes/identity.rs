@@ -271,15 +271,17 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
 }
 
 /// Where the reported path comes from.
-enum Source {
+pub enum Source {
     /// A user pointer (the path argument), 0 for none.
     User(u64),
     /// A kernel string (the exec'd file's name).
     Kernel(*const u8),
 }
 
+/// Records a denial: the rule, how it was enforced, the object's identity
+/// (zero for a path match) and the path.
 #[inline(always)]
-fn report(pid_tgid: u64, entry: u64, nr: u32, d: &ObjDeny, how: u32, key: ObjKey, src: Source) {
+pub fn report(pid_tgid: u64, entry: u64, nr: u32, d: &ObjDeny, how: u32, key: ObjKey, src: Source) {
     let ts_ns = emit::now();
     let tree = (entry & target::TREE_MASK) as u32;
     if !flush_loss(pid_tgid) {
