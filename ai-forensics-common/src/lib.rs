@@ -390,6 +390,15 @@ pub mod deny {
     /// space compared it while the kernel held it before its first
     /// instruction).
     pub const HOW_EXEC_CONTENT: u32 = 4;
+    /// User space refused an open of a denied file through seccomp user
+    /// notification (`run`): the call never ran.
+    pub const HOW_SECCOMP_FILE: u32 = 5;
+    /// User space refused an exec of a denied executable (by identity)
+    /// through seccomp user notification: the call never ran.
+    pub const HOW_SECCOMP_EXEC: u32 = 6;
+    /// As [`HOW_SECCOMP_EXEC`], for an image with a denied executable's
+    /// content (a copy).
+    pub const HOW_SECCOMP_CONTENT: u32 = 7;
     /// [`ObjDeny::flags`]: only for processes flagged AI_ML.
     pub const ONLY_AI_ML: u32 = 1 << 0;
     /// [`ObjDeny::flags`]: only for processes flagged AI_LLM.

@@ -596,6 +596,7 @@ fn run_cmd(r: RunArgs) -> Result<u8> {
         Some(Launch {
             argv: r.command.clone(),
             creds,
+            seccomp: !r.no_seccomp,
         }),
     )?;
     Ok(session::run(&opts)?.exit_code)

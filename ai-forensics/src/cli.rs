@@ -395,6 +395,11 @@ pub struct RunArgs {
     /// Run the command as USER (default: the user who invoked sudo) instead of root.
     #[arg(long, value_name = "USER", num_args = 0..=1, default_missing_value = "")]
     pub user: Option<String>,
+    /// Decide kernel deny rules only in the kernel, by signal (the call
+    /// runs, the process is killed), instead of refusing denied opens and
+    /// execs before they run through seccomp user notification.
+    #[arg(long)]
+    pub no_seccomp: bool,
     /// The command and its arguments (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,

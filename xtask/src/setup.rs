@@ -22,6 +22,8 @@ const APT: &[&str] = &[
     "bpftrace",
     // The evasion corpus runs busybox's shell applet.
     "busybox",
+    // `run` prevents denied calls through seccomp user notification.
+    "libseccomp-dev",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

@@ -202,6 +202,9 @@ pub struct Denied {
     /// For a held image denied by content: the denied executable it is a
     /// copy of (user space's finding, not the kernel's).
     pub copy_of: Option<Vec<u8>>,
+    /// When user space decided (prevention through seccomp; 0 when the
+    /// kernel decided alone, at `ts_ns`).
+    pub decided_ns: u64,
 }
 
 /// The kernel flagged a process an AI workload.
@@ -420,6 +423,7 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                     ino: d.ino,
                 },
                 copy_of: None,
+                decided_ns: 0,
             }))
         }
         kind::AI_MARK => {

@@ -16,10 +16,11 @@
 //!   new image of one of those sizes is held at exec; [`Identity::held`]
 //!   compares its content and says whether it is a denied program.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io::Read,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -111,10 +112,29 @@ struct FileRule {
 
 /// One denied executable.
 #[derive(Clone, Debug)]
-struct Exe {
-    path: PathBuf,
-    deny: Deny,
+pub struct Exe {
+    /// Where it was found.
+    pub path: PathBuf,
+    /// The rule.
+    pub deny: Deny,
 }
+
+/// What the kernel maps hold, for the deciders outside the kernel (the
+/// seccomp supervisor of `run`): kept equal to the maps at every rescan.
+#[derive(Clone, Debug, Default)]
+pub struct Protected {
+    /// Denied files by identity, with the path each was found at.
+    pub files: BTreeMap<ObjKey, (PathBuf, Deny)>,
+    /// Denied executables by identity.
+    pub exes: BTreeMap<ObjKey, Exe>,
+    /// Denied executables by content: (size, SHA-256).
+    pub hashes: HashMap<(u64, [u8; 32]), Exe>,
+    /// Sizes of the denied executables.
+    pub sizes: BTreeSet<u64>,
+}
+
+/// A shared, read-mostly view of [`Protected`].
+pub type SharedProtected = Arc<RwLock<Protected>>;
 
 /// A held image's fate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +165,8 @@ pub struct Identity {
     last_scan: Instant,
     /// Files that could not be put in the map (it was full).
     pub overflow: u64,
+    /// The same sets for deciders outside the kernel.
+    shared: SharedProtected,
 }
 
 fn signal_of(a: Action) -> u32 {
@@ -280,6 +302,7 @@ impl Identity {
             homes: homes(),
             last_scan: Instant::now(),
             overflow: 0,
+            shared: SharedProtected::default(),
         };
         me.install_exes(&exe_names);
         me.rescan();
@@ -327,6 +350,11 @@ impl Identity {
             if self.maps.sizes.insert(size, flags, 0).is_err() {
                 self.overflow += 1;
             }
+        }
+        if let Ok(mut sh) = self.shared.write() {
+            sh.exes.clone_from(&self.exes);
+            sh.hashes.clone_from(&self.hashes);
+            sh.sizes = self.hashes.keys().map(|(size, _)| *size).collect();
         }
         tracing::info!(
             "identity: {} executables denied by inode ({} distinct contents)",
@@ -384,7 +412,16 @@ impl Identity {
                 tracing::debug!("identity: protecting {}", p.display());
             }
         }
+        if let Ok(mut sh) = self.shared.write() {
+            sh.files.clone_from(&found);
+        }
         self.protected = found;
+    }
+
+    /// The protected sets, kept current, for deciders outside the kernel.
+    #[must_use]
+    pub fn shared(&self) -> SharedProtected {
+        Arc::clone(&self.shared)
     }
 
     /// Number of files protected now.
@@ -421,7 +458,7 @@ impl Identity {
 }
 
 /// SHA-256 of a file's content.
-fn sha256_file(path: &Path) -> Option<[u8; 32]> {
+pub fn sha256_file(path: &Path) -> Option<[u8; 32]> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];

@@ -9,6 +9,8 @@
 //!   since children inherit the flag at fork) is stopped or killed there.
 pub mod cgroup;
 pub mod identity;
+pub mod seccomp;
+pub mod supervisor;
 
 use std::{collections::BTreeMap, path::PathBuf};
 
@@ -92,12 +94,12 @@ impl Enforcer {
         let all = Self::all_members(members);
         let cg = self.cgroups.get(&tree).cloned();
         let method = match (action, &cg) {
-            (Action::Log | Action::Alert, _) => "none",
+            (Action::Log | Action::Alert | Action::Deny, _) => "none",
             (_, Some(_)) => "cgroup",
             (_, None) => "signals",
         };
         match action {
-            Action::Log | Action::Alert => {}
+            Action::Log | Action::Alert | Action::Deny => {}
             Action::Stop => {
                 for p in &all {
                     if let Err(e) = self.targets.set_flags(*p, target::FROZEN, 0) {

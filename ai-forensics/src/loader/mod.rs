@@ -524,6 +524,16 @@ impl Targets {
             .map_err(|e| bpf_err(format!("flagging target {tgid}"), e))
     }
 
+    /// A target's entry in the kernel table (`None`: not a target).
+    #[must_use]
+    pub fn entry(&self, tgid: u32) -> Option<u64> {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&tgid, 0).ok())
+            .filter(|v| *v != 0)
+    }
+
     /// Whether `tgid` is currently a target in the kernel table.
     #[must_use]
     pub fn contains(&self, tgid: u32) -> bool {

@@ -261,9 +261,11 @@ pub fn run(case: &Case, profile: &str, mode: &str) -> Result<Outcome> {
             let d = &v["detail"];
             alerts.push((
                 d["rule"].as_str().unwrap_or("?").to_owned(),
-                d["mechanism"]
-                    .as_str()
-                    .map_or_else(|| "rules".to_owned(), ToOwned::to_owned),
+                match (d["mechanism"].as_str(), d["enforced"].as_str()) {
+                    (Some(m), Some(e)) => format!("{m}, {e}"),
+                    (Some(m), None) => m.to_owned(),
+                    _ => "rules".to_owned(),
+                },
             ));
         }
     }

@@ -76,6 +76,11 @@ pub enum Action {
     Stop,
     /// Kill the whole target tree.
     Kill,
+    /// Refuse the call (kernel rules only): it fails with `EPERM` before it
+    /// runs where the call can be refused (seccomp in `run`, BPF LSM);
+    /// elsewhere the offending process is killed before the call returns.
+    /// The rest of the tree lives.
+    Deny,
     /// Thaw a frozen tree.
     Resume,
 }
@@ -89,6 +94,7 @@ impl Action {
             Self::Alert => "alert",
             Self::Stop => "stop",
             Self::Kill => "kill",
+            Self::Deny => "deny",
             Self::Resume => "resume",
         }
     }
@@ -101,6 +107,7 @@ impl Action {
             "alert" => Self::Alert,
             "stop" => Self::Stop,
             "kill" => Self::Kill,
+            "deny" => Self::Deny,
             "resume" => Self::Resume,
             _ => return None,
         })
@@ -854,6 +861,13 @@ impl Rules {
             let mut kernel_pats = Vec::new();
             let mut kernel_files = Vec::new();
             let mut kernel_exes = Vec::new();
+            if r.action == Action::Deny && !r.kernel {
+                return Err(ctx.err(
+                    &r.name,
+                    "action",
+                    "deny refuses calls in the kernel: the rule needs kernel: true",
+                ));
+            }
             if r.kernel {
                 kernel_compatible(&ctx, r, &when)?;
                 let sys = when.syscalls.clone().unwrap_or_default();
@@ -929,8 +943,8 @@ impl Rules {
 /// basename, with stop or kill.
 fn kernel_compatible(ctx: &Ctx<'_>, r: &RuleSpec, c: &Cond) -> Result<()> {
     let bad = |why: &str| Err(ctx.err(&r.name, "kernel", why));
-    if !matches!(r.action, Action::Kill | Action::Stop) {
-        return bad("kernel rules act with kill or stop");
+    if !matches!(r.action, Action::Kill | Action::Stop | Action::Deny) {
+        return bad("kernel rules act with deny, stop or kill");
     }
     if r.threshold.is_some() || r.then.is_some() {
         return bad("kernel rules cannot have a threshold or a then");

@@ -55,6 +55,8 @@ pub enum Msg {
     Trigger(String),
     /// A verdict from the external analyser.
     Verdict(super::respond::Verdict),
+    /// A call the seccomp supervisor refused before it ran.
+    Denied(Box<crate::decode::Denied>),
     /// CUDA libraries with uprobes attached, or why GPU accounting is idle.
     Gpu(Vec<String>, Option<String>),
     /// A configuration reload (SIGHUP): new rules and/or new exporters.
@@ -473,6 +475,10 @@ impl Consumer {
                 self.maybe_flush_store();
             }
             Msg::Reload { rules, exporters } => self.reload(rules, exporters),
+            Msg::Denied(d) => {
+                self.denied(&d);
+                self.maybe_flush_store();
+            }
         }
     }
 

@@ -131,6 +131,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if identity_flags & ai_forensics_common::config::AI_MARK != 0 {
         probes.set_ai_markers(&crate::target::discover::kernel_markers())?;
     }
+    let filter = setup::seccomp_filter(opts)?;
     let identity = match (&opts.rules, identity_flags) {
         (Some(rules), f) if f & !ai_forensics_common::config::AI_MARK != 0 => {
             let id = crate::enforce::identity::Identity::new(rules, probes.identity_maps()?);
@@ -142,6 +143,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }
         _ => None,
     };
+    let protected = identity
+        .as_ref()
+        .map(crate::enforce::identity::Identity::shared);
 
     let clock = Clock::new();
     let started = Clock::monotonic_now();
@@ -321,6 +325,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
 
     // Launch after attaching: fork, register, then let it exec.
     let mut child: Option<u32> = None;
+    let mut supervisor = None;
     let attach = probes.attach();
     // CUDA uprobes go in before the workload starts, so its first call counts.
     if attach.is_ok() && opts.mode == Mode::Events {
@@ -331,8 +336,34 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-        let gated = launch::fork_gated(&l.argv, l.creds.as_ref())?;
+        let mut gated = launch::fork_gated(&l.argv, l.creds.as_ref(), filter.as_ref())?;
         let pid = gated.pid;
+        if let (Some(listener), Some(protected)) = (gated.listener.take(), protected.clone()) {
+            let report = tx.clone();
+            let started =
+                crate::enforce::supervisor::Supervisor::start(crate::enforce::supervisor::Config {
+                    listener,
+                    protected,
+                    targets: probes.targets.clone(),
+                    launched: pid,
+                    report: Box::new(move |d| {
+                        let _ = report.send(Msg::Denied(Box::new(d)));
+                    }),
+                });
+            match started {
+                Ok(s) => supervisor = Some(s),
+                Err(e) => {
+                    gated.abort();
+                    return Err(Error::io("starting the seccomp supervisor", e));
+                }
+            }
+            tracing::info!(
+                "prevention: {} of the launched tree are decided before they run (seccomp)",
+                filter
+                    .as_ref()
+                    .map_or(String::new(), |f| f.calls.join(", "))
+            );
+        }
         let generation = match probes.targets.add_launched(pid, tree) {
             Ok(g) => g,
             Err(e) => {
@@ -470,6 +501,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     };
 
     // Everything the kernel submitted is drained before the summary.
+    let prevention = supervisor.map(crate::enforce::supervisor::Supervisor::finish);
     stop.store(true, Ordering::Release);
     drop(ctl);
     reader
@@ -487,7 +519,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     }
     drop(run_cgroup);
     let ended = Clock::monotonic_now();
-    let stats = probes.read_stats()?;
+    let mut stats = probes.read_stats()?;
+    if let Some(p) = &prevention {
+        // Refused calls never reached the entry tracepoint (seccomp runs
+        // before it); their exit, with EPERM, counted their error.
+        for (nr, n) in &p.denied_calls {
+            if let Some(s) = stats.get_mut(*nr as usize) {
+                s.count += n;
+            }
+        }
+    }
     if let Some((_, _, stx)) = &store_side {
         let rows = syscalls::rows(&syscalls::delta(&stats, &prev_sample))
             .into_iter()
@@ -527,7 +568,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         lost_by_tree,
         store: None,
         store_failed: writer_stats.lock().map_or(0, |w| w.failed),
-        policy: policy_summary(&consumer, &analyser_stats, analyser_dropped),
+        policy: policy_summary(&consumer, &analyser_stats, analyser_dropped).map(|mut v| {
+            if let Some(p) = &prevention {
+                v["prevention"] = prevention_json(p);
+            }
+            v
+        }),
         ai: {
             let counts: std::collections::BTreeMap<String, u64> = syscalls::rows(&stats)
                 .into_iter()
@@ -758,6 +804,20 @@ fn policy_summary(
         "latencies_ns": p.latencies.iter().map(|(a, n)| json!({"action": a, "ns": n})).collect::<Vec<_>>(),
         "analyser": (a.batches + a.failures + a.refused > 0).then(|| json!({"batches": a.batches, "records": a.records, "dropped": a.dropped + analyser_dropped, "failures": a.failures, "verdicts": a.verdicts, "refused": a.refused, "last_error": a.last_error})),
     }))
+}
+
+/// What the seccomp supervisor did, for the summary.
+fn prevention_json(p: &crate::enforce::supervisor::Stats) -> serde_json::Value {
+    json!({
+        "mechanism": "seccomp",
+        "notified": p.notified,
+        "allowed": p.allowed,
+        "denied": p.denied,
+        "unresolved": p.unresolved,
+        "gone": p.gone,
+        "decision_ns_mean": p.total_ns.checked_div(p.notified).unwrap_or(0),
+        "decision_ns_max": p.max_ns,
+    })
 }
 
 /// Reaps exited children (as subreaper, orphans of the tree too); records

@@ -57,6 +57,8 @@ pub struct Launch {
     pub argv: Vec<OsString>,
     /// Run as this user instead of root.
     pub creds: Option<Credentials>,
+    /// Refuse denied opens and execs through seccomp user notification.
+    pub seccomp: bool,
 }
 
 /// Resolved options of a tracing session.

@@ -345,15 +345,18 @@ impl Consumer {
                     how: ai_forensics_common::deny::HOW_EXEC_CONTENT,
                     obj: h.obj,
                     copy_of: Some(copy_of.as_os_str().as_encoded_bytes().to_vec()),
+                    decided_ns: 0,
                 };
                 self.denied(&d);
             }
         }
     }
 
-    /// The kernel denied a call (at entry, at an open's exit, or at exec):
-    /// record it, then act on the rest of the tree.
+    /// A call was denied: by the kernel (at entry, at an open's exit, or at
+    /// exec, with a signal), or refused before it ran by the seccomp
+    /// supervisor. Records it, then applies the rule's action to the tree.
     pub(super) fn denied(&mut self, d: &Denied) {
+        use ai_forensics_common::deny as how;
         let Some(policy) = &mut self.policy else {
             return;
         };
@@ -361,12 +364,21 @@ impl Consumer {
         let name = rule
             .as_ref()
             .map_or_else(|| format!("rule {}", d.rule), |r| r.name.clone());
-        let action = if d.signal == 9 {
-            Action::Kill
-        } else {
-            Action::Stop
-        };
-        policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
+        let action = rule.as_ref().map_or(
+            if d.signal == 19 {
+                Action::Stop
+            } else {
+                Action::Kill
+            },
+            |r| r.action,
+        );
+        let prevented = matches!(
+            d.how,
+            how::HOW_SECCOMP_FILE | how::HOW_SECCOMP_EXEC | how::HOW_SECCOMP_CONTENT
+        );
+        if !prevented {
+            policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
+        }
         policy.alerts += 1;
         let path = escape::escape(&d.path);
         let resolved = policy
@@ -376,20 +388,30 @@ impl Consumer {
             .map(|p| escape::escape(p.as_os_str().as_encoded_bytes()));
         let copy_of = d.copy_of.as_deref().map(escape::escape);
         let (mechanism, when, ran) = match d.how {
-            ai_forensics_common::deny::HOW_EXIT_FILE => (
+            how::HOW_EXIT_FILE => (
                 "identity",
                 "at the open's exit, before it returned (the file was opened; the process never used the descriptor)",
                 true,
             ),
-            ai_forensics_common::deny::HOW_EXEC_IMAGE => (
+            how::HOW_EXEC_IMAGE => (
                 "identity",
                 "at exec, before the new image's first instruction",
                 true,
             ),
-            ai_forensics_common::deny::HOW_EXEC_CONTENT => (
+            how::HOW_EXEC_CONTENT => (
                 "content",
                 "at exec, held before the new image's first instruction and compared",
                 true,
+            ),
+            how::HOW_SECCOMP_FILE | how::HOW_SECCOMP_EXEC => (
+                "identity",
+                "before it ran (seccomp): it failed with EPERM",
+                false,
+            ),
+            how::HOW_SECCOMP_CONTENT => (
+                "content",
+                "before it ran (seccomp), compared by content: it failed with EPERM",
+                false,
             ),
             _ => (
                 "path",
@@ -403,11 +425,17 @@ impl Consumer {
             _ => path.clone(),
         };
         let reason = format!(
-            "{}[{}] {}({what}) stopped in the kernel {when} by rule '{name}'",
+            "{}[{}] {}({what}) {} {when} by rule '{name}'",
             escape::escape(&d.comm),
             d.tgid,
-            systable::display_name(d.nr)
+            systable::display_name(d.nr),
+            if prevented {
+                "refused"
+            } else {
+                "stopped in the kernel"
+            },
         );
+        let decided = if prevented { d.decided_ns } else { d.ts_ns };
         let detail = json!({
             "rule": name,
             "severity": rule.as_ref().map_or(Severity::Critical, |r| r.severity).as_str(),
@@ -419,13 +447,13 @@ impl Consumer {
             "resolved": resolved,
             "copy_of": copy_of,
             "mechanism": mechanism,
-            "enforced": "signal",
+            "enforced": if prevented { "seccomp" } else { "signal" },
             "call_ran": ran,
             "object": (d.obj.ino != 0).then(|| json!({"dev": format!("{}:{}", d.obj.dev >> 20, d.obj.dev & 0xfffff), "ino": d.obj.ino})),
-            "signal": d.signal,
+            "signal": (!prevented).then_some(d.signal),
             "event_ts_ns": d.ts_ns,
-            "decided_ns": d.ts_ns,
-            "decision_latency_ns": 0,
+            "decided_ns": decided,
+            "decision_latency_ns": decided.saturating_sub(d.ts_ns),
         });
         tracing::warn!("alert: {reason}");
         let l = json::line(
@@ -440,8 +468,12 @@ impl Consumer {
         );
         self.emit(l);
         self.trigger(&format!("alert: {name}"));
-        // The offender got its signal in the kernel; the rest of its tree follows.
-        self.enforce(action, d.tree, d.ts_ns, &name, &reason);
+        // A signalled offender got its signal in the kernel; the rest of its
+        // tree follows. A refused call leaves the tree to the rule: `deny`
+        // lets it live, `stop` and `kill` act on it (the offender included).
+        if matches!(action, Action::Stop | Action::Kill) {
+            self.enforce(action, d.tree, d.ts_ns, &name, &reason);
+        }
     }
 
     /// A process with a pending kernel denial is gone: how long it took.

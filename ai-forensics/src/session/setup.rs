@@ -185,6 +185,24 @@ pub fn deny_rules(opts: &Options) -> Vec<ai_forensics_common::DenyRule> {
     deny_rules_of(opts.rules.as_ref())
 }
 
+/// The seccomp filter `run` puts on its workload: when kernel deny rules
+/// protect files or executables, their opens and execs are decided before
+/// they run.
+pub fn seccomp_filter(opts: &Options) -> Result<Option<crate::enforce::seccomp::Filter>> {
+    let (Some(l), Some(rules)) = (&opts.launch, &opts.rules) else {
+        return Ok(None);
+    };
+    let kernel = || rules.rules.iter().filter(|r| r.kernel);
+    let calls = crate::enforce::supervisor::calls(
+        kernel().any(|r| !r.kernel_files.is_empty()),
+        kernel().any(|r| !r.kernel_exes.is_empty()),
+    );
+    if !l.seccomp || calls.is_empty() {
+        return Ok(None);
+    }
+    crate::enforce::seccomp::Filter::build(&calls).map(Some)
+}
+
 /// The in-kernel deny table of `rules`.
 #[must_use]
 pub fn deny_rules_of(

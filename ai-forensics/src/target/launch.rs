@@ -10,7 +10,12 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::error::{Error, Result};
+use std::os::fd::AsRawFd as _;
+
+use crate::{
+    enforce::seccomp::{self, Filter},
+    error::{Error, Result},
+};
 
 /// Who the workload runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +113,8 @@ pub struct Gated {
     pub pid: u32,
     gate: libc::c_int,
     err: libc::c_int,
+    /// The listening descriptor of its seccomp filter, when it has one.
+    pub listener: Option<std::os::fd::OwnedFd>,
 }
 
 fn pipe_cloexec() -> Result<[libc::c_int; 2]> {
@@ -120,7 +127,13 @@ fn pipe_cloexec() -> Result<[libc::c_int; 2]> {
 }
 
 /// Forks the child for `argv`; it waits at the gate until [`Gated::open`].
-pub fn fork_gated(argv: &[OsString], creds: Option<&Credentials>) -> Result<Gated> {
+/// With `filter`, the child installs it first (still privileged) and hands
+/// its listening descriptor back.
+pub fn fork_gated(
+    argv: &[OsString],
+    creds: Option<&Credentials>,
+    filter: Option<&Filter>,
+) -> Result<Gated> {
     let program = resolve_program(&argv[0])?;
     let path = CString::new(program.as_os_str().as_bytes())
         .map_err(|_| Error::usage("run: NUL in command"))?;
@@ -149,10 +162,12 @@ pub fn fork_gated(argv: &[OsString], creds: Option<&Credentials>) -> Result<Gate
     envp.push(std::ptr::null());
     let gate = pipe_cloexec()?;
     let err = pipe_cloexec()?;
+    let socks = filter.map(|_| seccomp::socket_pair()).transpose()?;
+    let child_sock = socks.as_ref().map_or(-1, |(_, c)| c.as_raw_fd());
 
     // SAFETY: fork in a process that may have other threads: the child only
     // calls async-signal-safe functions (read, write, close, signal,
-    // setgroups, setgid, setuid, execve, _exit) on memory
+    // seccomp, sendmsg, setgroups, setgid, setuid, execve, _exit) on memory
     // prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -168,6 +183,13 @@ pub fn fork_gated(argv: &[OsString], creds: Option<&Credentials>) -> Result<Gate
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            if let Some(f) = filter {
+                let e = f.install_and_send(child_sock);
+                if e != 0 {
+                    libc::write(err[1], (&raw const e).cast(), 4);
+                    libc::_exit(126);
+                }
+            }
             if let Some(c) = creds
                 && (libc::setgroups(c.groups.len(), c.groups.as_ptr()) != 0
                     || libc::setgid(c.gid) != 0
@@ -192,11 +214,33 @@ pub fn fork_gated(argv: &[OsString], creds: Option<&Credentials>) -> Result<Gate
         libc::close(gate[0]);
         libc::close(err[1]);
     }
-    Ok(Gated {
+    let mut gated = Gated {
         pid: pid as u32,
         gate: gate[1],
         err: err[0],
-    })
+        listener: None,
+    };
+    if let Some((ours, theirs)) = socks {
+        drop(theirs);
+        match seccomp::receive_fd(&ours) {
+            Ok(Some(l)) => gated.listener = Some(l),
+            other => {
+                let mut e: i32 = 0;
+                // SAFETY: reads at most 4 bytes into a local.
+                let n = unsafe { libc::read(gated.err, (&raw mut e).cast(), 4) };
+                gated.abort();
+                let why = match (other, n) {
+                    (Err(x), _) => x.to_string(),
+                    (_, 4) => std::io::Error::from_raw_os_error(e).to_string(),
+                    _ => "the child exited".into(),
+                };
+                return Err(Error::Runtime(format!(
+                    "run: cannot install the seccomp filter: {why}"
+                )));
+            }
+        }
+    }
+    Ok(gated)
 }
 
 impl Gated {
@@ -269,7 +313,7 @@ mod tests {
 
     #[test]
     fn gated_child_runs_after_open() {
-        let g = fork_gated(&[OsString::from("true")], None).unwrap();
+        let g = fork_gated(&[OsString::from("true")], None, None).unwrap();
         let pid = g.pid as i32;
         g.open().unwrap();
         let mut status = 0;
