@@ -1153,7 +1153,14 @@ rules:
             Rules::parse("r.yaml", bad_kernel)
                 .unwrap_err()
                 .to_string()
-                .contains("kill or stop")
+                .contains("deny, stop or kill")
+        );
+        let user_deny = "version: 1\nrules:\n  - name: d\n    action: deny\n    match: {syscall: connect}\n";
+        assert!(
+            Rules::parse("r.yaml", user_deny)
+                .unwrap_err()
+                .to_string()
+                .contains("the rule needs kernel: true")
         );
         assert!(Rules::parse("r.yaml", "version: 2\nrules: []\n").is_err());
         assert!(Rules::parse("r.yaml", "- just\n- a list\n").is_err());
