@@ -542,11 +542,19 @@ mod tests {
 
     #[test]
     fn reads_strings_across_pages() {
-        let mut page = vec![b'a'; 8192];
-        page[5000] = 0;
+        let mut buf = vec![b'a'; 3 * 4096];
+        let base = buf.as_ptr() as u64;
+        // A string that starts 100 bytes before a page boundary.
+        let start = (base + 4096).next_multiple_of(4096) - 100;
+        let off = (start - base) as usize;
+        buf[off + 2000] = 0;
         let me = std::process::id();
-        let s = read_cstr(me, page.as_ptr() as u64 + 10).unwrap();
-        assert_eq!(s.len(), 4990);
+        let s = read_cstr(me, start).unwrap();
+        assert_eq!(s.len(), 2000);
+        // Longer than PATH_MAX: not a path.
+        buf[off + 2000] = b'a';
+        buf[off + 5000] = 0;
+        assert!(read_cstr(me, start).is_none());
         assert!(read_cstr(me, 8).is_none(), "unmapped memory reads as None");
     }
 
