@@ -542,7 +542,7 @@ mod tests {
 
     #[test]
     fn reads_strings_across_pages() {
-        let mut buf = vec![b'a'; 3 * 4096];
+        let mut buf = vec![b'a'; 4 * 4096];
         let base = buf.as_ptr() as u64;
         // A string that starts 100 bytes before a page boundary.
         let start = (base + 4096).next_multiple_of(4096) - 100;
