@@ -1155,7 +1155,8 @@ rules:
                 .to_string()
                 .contains("deny, stop or kill")
         );
-        let user_deny = "version: 1\nrules:\n  - name: d\n    action: deny\n    match: {syscall: connect}\n";
+        let user_deny =
+            "version: 1\nrules:\n  - name: d\n    action: deny\n    match: {syscall: connect}\n";
         assert!(
             Rules::parse("r.yaml", user_deny)
                 .unwrap_err()
