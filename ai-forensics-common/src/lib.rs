@@ -57,6 +57,8 @@ pub mod maps {
     pub const EXE_CLEARED: &str = "EXE_CLEARED";
     /// `Array<AiMarker>`: file names that make a process an AI workload.
     pub const AI_MARKERS: &str = "AI_MARKERS";
+    /// Per-CPU io_uring operation counts by opcode.
+    pub const URING_STATS: &str = "URING_STATS";
 }
 
 /// Name of the read-only configuration global in the eBPF object.
@@ -106,6 +108,9 @@ pub mod kind {
     /// A new image was held at exec for user space to identify
     /// ([`HeldEvent`](crate::HeldEvent)).
     pub const EXEC_HELD: u32 = 52;
+    /// An io_uring operation of a target completed
+    /// ([`UringEvent`](crate::UringEvent)).
+    pub const URING: u32 = 53;
     /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
     pub const WATCH_EXEC: u32 = 40;
     /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
@@ -152,6 +157,8 @@ pub mod config {
     pub const DENY_EXES: u32 = 1 << 9;
     /// Processes that open an AI marker file are flagged AI workloads.
     pub const AI_MARK: u32 = 1 << 10;
+    /// The io_uring tracepoints are attached: count targets' operations.
+    pub const URING: u32 = 1 << 11;
 }
 
 /// Flags in [`SyscallSpec::flags`].
@@ -226,6 +233,60 @@ pub struct Config {
     pub execveat_nr: u32,
     /// Kernel structure offsets from BTF (0 when not needed).
     pub off: Offsets,
+    /// Where the io_uring tracepoints and requests keep what is read.
+    pub uring: UringOffsets,
+}
+
+/// Byte offsets for the io_uring tracepoints: the tracepoint fields from
+/// tracefs, the request fields from BTF (0: not available, not read).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UringOffsets {
+    /// `io_uring_submit_req`: `req`.
+    pub submit_req: u32,
+    /// `io_uring_submit_req`: `opcode`.
+    pub submit_opcode: u32,
+    /// `io_uring_submit_req`: `sq_thread`.
+    pub submit_sq_thread: u32,
+    /// `io_uring_complete`: `req`.
+    pub complete_req: u32,
+    /// `io_uring_complete`: `user_data`.
+    pub complete_user_data: u32,
+    /// `io_uring_complete`: `res`.
+    pub complete_res: u32,
+    /// `io_open.file_slot` (within the request's command area).
+    pub open_slot: u32,
+    /// `io_open.filename`.
+    pub open_filename: u32,
+    /// `filename.name`.
+    pub filename_name: u32,
+    /// `io_connect.addr`.
+    pub connect_addr: u32,
+    /// `io_connect.addr_len`.
+    pub connect_addr_len: u32,
+    /// `io_kiocb.cmd`: the command area's offset in the request.
+    pub kiocb_cmd: u32,
+    /// The native `openat` number (the record's syscall for a denial).
+    pub openat_nr: u32,
+}
+
+impl UringOffsets {
+    /// All zero (io_uring not traced).
+    pub const NONE: Self = Self {
+        submit_req: 0,
+        submit_opcode: 0,
+        submit_sq_thread: 0,
+        complete_req: 0,
+        complete_user_data: 0,
+        complete_res: 0,
+        open_slot: 0,
+        open_filename: 0,
+        filename_name: 0,
+        connect_addr: 0,
+        connect_addr_len: 0,
+        kiocb_cmd: 0,
+        openat_nr: 0,
+    };
 }
 
 /// Byte offsets of the kernel structure fields the identity checks read,
@@ -399,6 +460,10 @@ pub mod deny {
     /// As [`HOW_SECCOMP_EXEC`], for an image with a denied executable's
     /// content (a copy).
     pub const HOW_SECCOMP_CONTENT: u32 = 7;
+    /// The file an io_uring open installed matched by identity at the
+    /// operation's completion: the process is killed before it can use the
+    /// descriptor, but the open ran.
+    pub const HOW_URING_FILE: u32 = 8;
     /// [`ObjDeny::flags`]: only for processes flagged AI_ML.
     pub const ONLY_AI_ML: u32 = 1 << 0;
     /// [`ObjDeny::flags`]: only for processes flagged AI_LLM.
@@ -551,6 +616,86 @@ pub struct HeldEvent {
     pub obj: ObjKey,
     /// Its size.
     pub size: u64,
+}
+
+/// io_uring record details.
+pub mod uring {
+    /// Opcodes counted (the kernel's `IORING_OP_*` below this).
+    pub const OPS: u32 = 64;
+    /// Bytes of path or address a record carries.
+    pub const STR_MAX: usize = 256;
+    /// `IORING_OP_CONNECT`.
+    pub const OP_CONNECT: u32 = 16;
+    /// `IORING_OP_OPENAT`.
+    pub const OP_OPENAT: u32 = 18;
+    /// `IORING_OP_OPENAT2`.
+    pub const OP_OPENAT2: u32 = 28;
+    /// Submitted by the ring's kernel polling thread (`SQPOLL`).
+    pub const SQ_THREAD: u32 = 1 << 0;
+    /// An open into the ring's fixed-file table (no descriptor).
+    pub const FIXED: u32 = 1 << 1;
+    /// `str` holds the path an open named (as the kernel copied it).
+    pub const STR_PATH: u32 = 1 << 2;
+    /// `str` holds the socket address a connect named.
+    pub const STR_ADDR: u32 = 1 << 3;
+}
+
+/// Per-opcode io_uring counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UringStat {
+    /// Operations submitted.
+    pub count: u64,
+    /// Completions with an error.
+    pub errors: u64,
+}
+
+/// A submitted io_uring request of a target, until its completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UringPending {
+    /// Submission time.
+    pub ts_ns: u64,
+    /// Submitter.
+    pub pid_tgid: u64,
+    /// The submitter's target entry.
+    pub entry: u64,
+    /// `IORING_OP_*`.
+    pub opcode: u32,
+    /// [`uring`] flags.
+    pub flags: u32,
+    /// Bytes in `str`.
+    pub str_len: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Path or socket address.
+    pub str: [u8; uring::STR_MAX],
+}
+
+/// A target's io_uring operation, at its completion.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UringEvent {
+    /// Record header (the submitter; the completion time).
+    pub hdr: Header,
+    /// `IORING_OP_*`.
+    pub opcode: u32,
+    /// The completion's result (a descriptor, a byte count, -errno).
+    pub res: i32,
+    /// [`uring`] flags.
+    pub flags: u32,
+    /// Bytes in `str`.
+    pub str_len: u32,
+    /// The submitter's `user_data`.
+    pub user_data: u64,
+    /// Submission to completion.
+    pub duration_ns: u64,
+    /// Tree.
+    pub tree: u32,
+    /// Padding.
+    pub _pad: u32,
+    /// Path or socket address.
+    pub str: [u8; uring::STR_MAX],
 }
 
 /// Common header of every ring-buffer record.
@@ -894,8 +1039,10 @@ const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 80);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 80 + 52);
 const _: () = assert!(core::mem::size_of::<ObjKey>() == 16);
+const _: () = assert!(core::mem::size_of::<UringPending>() == 40 + uring::STR_MAX);
+const _: () = assert!(core::mem::size_of::<UringEvent>() == 64 + uring::STR_MAX);
 const _: () = assert!(core::mem::size_of::<ObjDeny>() == 16);
 const _: () = assert!(core::mem::size_of::<AiMarker>() == 16 + AI_MARKER_MAX);
 const _: () = assert!(core::mem::size_of::<MarkEvent>() == 40 + 64);
@@ -961,6 +1108,12 @@ mod pod {
     unsafe impl aya::Pod for super::MarkEvent {}
     // SAFETY: see above.
     unsafe impl aya::Pod for super::HeldEvent {}
+    // SAFETY: repr(C), integers and byte arrays only.
+    unsafe impl aya::Pod for super::UringStat {}
+    // SAFETY: repr(C), integers and byte arrays only.
+    unsafe impl aya::Pod for super::UringPending {}
+    // SAFETY: repr(C), integers and byte arrays only.
+    unsafe impl aya::Pod for super::UringEvent {}
 }
 
 #[cfg(test)]

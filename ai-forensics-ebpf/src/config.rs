@@ -2,7 +2,7 @@
 //!
 //! It lives in `.rodata`, which the loader freezes, so the verifier knows the
 //! values and prunes the branches a run does not use.
-use ai_forensics_common::{Config, Offsets};
+use ai_forensics_common::{Config, Offsets, UringOffsets};
 
 #[unsafe(no_mangle)]
 static CONFIG: Config = Config {
@@ -15,6 +15,7 @@ static CONFIG: Config = Config {
     execve_nr: 0,
     execveat_nr: 0,
     off: Offsets::NONE,
+    uring: UringOffsets::NONE,
 };
 
 /// The configuration (a volatile read so the compiler does not fold the

@@ -2,7 +2,8 @@
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
     AI_MARKERS_MAX, AiMarker, DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES,
-    ObjDeny, ObjKey, ProcKey, ProcStat, Scratch, Slot, SyscallSpec, SyscallStat, deny, drop,
+    ObjDeny, ObjKey, ProcKey, ProcStat, Scratch, Slot, SyscallSpec, SyscallStat, UringPending,
+    UringStat, deny, drop, uring,
 };
 use aya_ebpf::{
     macros::map,
@@ -68,6 +69,17 @@ pub static AI_MARKERS: Array<AiMarker> = Array::with_max_entries(AI_MARKERS_MAX,
 
 #[map]
 pub static GPU_PENDING: HashMap<u32, GpuPending> = HashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static URING_STATS: PerCpuArray<UringStat> = PerCpuArray::with_max_entries(uring::OPS, 0);
+
+/// Targets' io_uring requests in flight, by request address.
+#[map]
+pub static URING_PENDING: LruHashMap<u64, UringPending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Where a pending request is built (too big for the stack).
+#[map]
+pub static URING_SCRATCH: PerCpuArray<UringPending> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a drop counter.
 #[inline(always)]

@@ -227,6 +227,28 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
     let Some(file) = file_of(fd as u64) else {
         return;
     };
+    let mut path_ptr = 0u64;
+    if (str0 as usize) < 6 {
+        let args = super::syscalls::read_args(regs);
+        if let Some(p) = args.get(str0 as usize) {
+            path_ptr = *p;
+        }
+    }
+    opened_file(
+        file,
+        nr,
+        pid_tgid,
+        entry,
+        deny::HOW_EXIT_FILE,
+        Source::User(path_ptr),
+    );
+}
+
+/// A target got `file` from an open (a syscall's exit, an io_uring open's
+/// completion): AI marking, re-arming cleared executables, and the deny
+/// check by identity (signal before the process can use it).
+#[inline(always)]
+pub fn opened_file(file: *const u8, nr: u32, pid_tgid: u64, entry: u64, how: u32, src: Source) {
     let c = config::get();
     if c.flags & cfg::AI_MARK != 0 && entry & target::AI != target::AI {
         mark(file, pid_tgid, entry);
@@ -252,22 +274,7 @@ pub fn opened(regs: *const u64, nr: u32, fd: i64, pid_tgid: u64, entry: u64) {
     }
     // SAFETY: helper with a plain integer argument.
     unsafe { bpf_send_signal(d.signal) };
-    let mut path_ptr = 0u64;
-    if (str0 as usize) < 6 {
-        let args = super::syscalls::read_args(regs);
-        if let Some(p) = args.get(str0 as usize) {
-            path_ptr = *p;
-        }
-    }
-    report(
-        pid_tgid,
-        entry,
-        nr,
-        &d,
-        deny::HOW_EXIT_FILE,
-        key,
-        Source::User(path_ptr),
-    );
+    report(pid_tgid, entry, nr, &d, how, key, src);
 }
 
 /// Where the reported path comes from.

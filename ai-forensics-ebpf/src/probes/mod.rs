@@ -5,3 +5,4 @@ pub mod gpu;
 pub mod identity;
 pub mod process;
 pub mod syscalls;
+pub mod uring;

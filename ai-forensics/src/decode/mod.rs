@@ -7,6 +7,7 @@ pub mod args;
 pub mod escape;
 pub mod flags;
 pub mod sockaddr;
+pub mod uring;
 
 use ai_forensics_common::{
     ExecEvent, ExitEvent, ForkEvent, Header, LostEvent, SyscallEvent, UNTIMED, ev, kind,
@@ -265,6 +266,8 @@ pub struct GpuCall {
 pub enum Record {
     /// A CUDA call.
     Gpu(GpuCall),
+    /// An io_uring operation completed.
+    Uring(uring::Uring),
     /// An in-kernel deny rule fired.
     Denied(Denied),
     /// A process became an AI workload.
@@ -301,6 +304,7 @@ impl Record {
             Self::Mark(m) => m.ts_ns,
             Self::Held(h) => h.ts_ns,
             Self::Gpu(g) => g.ts_ns,
+            Self::Uring(u) => u.ts_ns,
         }
     }
 }
@@ -447,6 +451,22 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 tree: h.tree,
                 obj: h.obj,
                 size: h.size,
+            }))
+        }
+        kind::URING => {
+            let u: ai_forensics_common::UringEvent = read(bytes, hdr.kind)?;
+            let n = (u.str_len as usize).min(u.str.len());
+            Ok(Record::Uring(uring::Uring {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                tree: u.tree,
+                opcode: u.opcode,
+                res: u.res,
+                flags: u.flags,
+                user_data: u.user_data,
+                duration_ns: u.duration_ns,
+                str: u.str[..n].to_vec(),
             }))
         }
         k => Err(DecodeError::UnknownKind(k)),

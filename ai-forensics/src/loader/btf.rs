@@ -78,6 +78,25 @@ pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
     })
 }
 
+/// The io_uring request fields the io_uring programs read, from the
+/// running kernel's BTF; `None` when this kernel's BTF lacks them (the
+/// operations are still counted, without path or address).
+#[must_use]
+pub fn uring_request_offsets() -> Option<[u32; 7]> {
+    let data = std::fs::read(VMLINUX).ok()?;
+    let btf = Btf::parse(&data).ok()?;
+    let off = |s: &str, field: &str| btf.member_offset(s, field).ok();
+    Some([
+        off("io_kiocb", "cmd")?,
+        off("io_open", "file_slot")?,
+        off("io_open", "filename")?,
+        off("filename", "name")?,
+        off("io_connect", "addr")?,
+        off("io_connect", "addr_len")?,
+        0,
+    ])
+}
+
 // Kinds (include/uapi/linux/btf.h).
 const KIND_INT: u32 = 1;
 const KIND_ARRAY: u32 = 3;

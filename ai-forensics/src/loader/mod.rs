@@ -61,6 +61,15 @@ const PROGRAMS: &[(&str, Hook)] = &[
     ("raw_tracepoint_sched_switch", Hook::Raw("sched_switch")),
     ("raw_tracepoint_sys_exit", Hook::Raw("sys_exit")),
     ("raw_tracepoint_sys_enter", Hook::Raw("sys_enter")),
+    // Attached when this kernel has the io_uring tracepoints.
+    (
+        "tracepoint_io_uring_submit_req",
+        Hook::Tracepoint("io_uring", "io_uring_submit_req"),
+    ),
+    (
+        "tracepoint_io_uring_complete",
+        Hook::Tracepoint("io_uring", "io_uring_complete"),
+    ),
     // Attached only when executables are denied by identity.
     (
         "raw_tracepoint_sched_process_exec_deny",
@@ -204,8 +213,14 @@ impl Probes {
         };
         let exit_group_dead_off =
             tracefs::field_offset("sched", "sched_process_exit", "group_dead")?.unwrap_or(0);
+        let uring =
+            uring_offsets(opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0);
+        let mut flags = opts.flags;
+        if uring.is_some() {
+            flags |= ai_forensics_common::config::URING;
+        }
         let config = Config {
-            flags: opts.flags,
+            flags,
             self_tgid: std::process::id(),
             pid_max,
             exit_group_dead_off,
@@ -214,6 +229,7 @@ impl Probes {
             execve_nr: crate::syscall::table::number("execve").unwrap_or(u32::MAX),
             execveat_nr: crate::syscall::table::number("execveat").unwrap_or(u32::MAX),
             off,
+            uring: uring.unwrap_or(ai_forensics_common::UringOffsets::NONE),
         };
         tracing::debug!(?config, "loading eBPF programs");
         let mut loader = EbpfLoader::new();
@@ -253,7 +269,7 @@ impl Probes {
             cgroups,
             events: Some(events),
             pid_max,
-            flags: opts.flags,
+            flags,
         })
     }
 
@@ -262,6 +278,11 @@ impl Probes {
         for (name, hook) in PROGRAMS {
             if *name == "raw_tracepoint_sched_process_exec_deny"
                 && self.flags & ai_forensics_common::config::DENY_EXES == 0
+            {
+                continue;
+            }
+            if name.starts_with("tracepoint_io_uring")
+                && self.flags & ai_forensics_common::config::URING == 0
             {
                 continue;
             }
@@ -426,6 +447,33 @@ impl Probes {
         Ok(out)
     }
 
+    /// Sum over CPUs of the io_uring counts by opcode (`None`: this kernel
+    /// has no io_uring tracepoints, so nothing of io_uring was seen).
+    pub fn read_uring(&self) -> Result<Option<Vec<ai_forensics_common::UringStat>>> {
+        if self.flags & ai_forensics_common::config::URING == 0 {
+            return Ok(None);
+        }
+        let map = self._ebpf.map(maps::URING_STATS).ok_or_else(|| {
+            Error::Runtime(format!("eBPF object has no map {}", maps::URING_STATS))
+        })?;
+        let arr: PerCpuArray<&MapData, ai_forensics_common::UringStat> =
+            PerCpuArray::try_from(map).map_err(|e| bpf_err("io_uring counts", e))?;
+        let mut out = vec![
+            ai_forensics_common::UringStat::default();
+            ai_forensics_common::uring::OPS as usize
+        ];
+        for (op, slot) in out.iter_mut().enumerate() {
+            let v = arr
+                .get(&(op as u32), 0)
+                .map_err(|e| bpf_err("reading io_uring counts", e))?;
+            for s in v.iter() {
+                slot.count += s.count;
+                slot.errors += s.errors;
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Sum over CPUs of each drop counter, indexed by cause.
     pub fn read_drops(&self) -> Result<[u64; drop::COUNT as usize]> {
         let mut out = [0u64; drop::COUNT as usize];
@@ -459,6 +507,35 @@ pub struct IdentityMaps {
     pub sizes: HashMap<MapData, u64, u32>,
     /// Images compared after a hold and let go.
     pub cleared: HashMap<MapData, ai_forensics_common::ObjKey, u32>,
+}
+
+/// Where the io_uring programs read: the tracepoint fields (tracefs) and,
+/// with `requests`, the request fields (BTF). `None` when this kernel has
+/// no io_uring tracepoints (io_uring absent or too old): nothing of
+/// io_uring is seen then, and the session says so.
+fn uring_offsets(requests: bool) -> Option<ai_forensics_common::UringOffsets> {
+    let f = |tp: &str, field: &str| tracefs::field_offset("io_uring", tp, field).ok().flatten();
+    let mut o = ai_forensics_common::UringOffsets {
+        submit_req: f("io_uring_submit_req", "req")?,
+        submit_opcode: f("io_uring_submit_req", "opcode")?,
+        submit_sq_thread: f("io_uring_submit_req", "sq_thread")?,
+        complete_req: f("io_uring_complete", "req")?,
+        complete_user_data: f("io_uring_complete", "user_data")?,
+        complete_res: f("io_uring_complete", "res")?,
+        openat_nr: crate::syscall::table::number("openat").unwrap_or(u32::MAX),
+        ..ai_forensics_common::UringOffsets::NONE
+    };
+    if requests
+        && let Some([cmd, slot, filename, name, addr, addr_len, _]) = btf::uring_request_offsets()
+    {
+        o.kiocb_cmd = cmd;
+        o.open_slot = slot;
+        o.open_filename = filename;
+        o.filename_name = name;
+        o.connect_addr = addr;
+        o.connect_addr_len = addr_len;
+    }
+    Some(o)
 }
 
 /// Handle on the kernel's target table.

@@ -625,6 +625,7 @@ impl Consumer {
             Record::Denied(d) => self.denied(&d),
             Record::Mark(m) => self.marked(&m),
             Record::Held(h) => self.held(&h),
+            Record::Uring(u) => self.uring(&u),
             Record::Gpu(g) => {
                 if let Some(ai) = &mut self.ai {
                     ai.gpu.call(g.func, g.size, g.ptr, g.ret);

@@ -11,6 +11,7 @@ pub mod reload;
 pub mod respond;
 pub mod setup;
 pub mod summary;
+mod uring;
 
 use std::{
     io::{self, IsTerminal as _, Write as _},
@@ -537,6 +538,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         let _ = stx.send(StoreMsg::Timeline { ts_ns: ended, rows });
     }
     let drops = probes.read_drops()?;
+    let uring = probes.read_uring()?;
     let per_thread = if opts.per_process {
         summary::read_per_thread(&probes)
     } else {
@@ -568,6 +570,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         lost_by_tree,
         store: None,
         store_failed: writer_stats.lock().map_or(0, |w| w.failed),
+        uring,
         policy: policy_summary(&consumer, &analyser_stats, analyser_dropped).map(|mut v| {
             if let Some(p) = &prevention {
                 v["prevention"] = prevention_json(p);

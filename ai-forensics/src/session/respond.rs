@@ -393,6 +393,11 @@ impl Consumer {
                 "at the open's exit, before it returned (the file was opened; the process never used the descriptor)",
                 true,
             ),
+            how::HOW_URING_FILE => (
+                "identity",
+                "at the io_uring open's completion (the file was opened; the process never used the descriptor)",
+                true,
+            ),
             how::HOW_EXEC_IMAGE => (
                 "identity",
                 "at exec, before the new image's first instruction",

@@ -161,6 +161,25 @@ pub struct Report<'a> {
     pub policy: Option<serde_json::Value>,
     /// AI-aware findings (events mode).
     pub ai: Option<serde_json::Value>,
+    /// io_uring operations by opcode (`None`: this kernel has no io_uring
+    /// tracepoints, so io_uring was not seen).
+    pub uring: Option<Vec<ai_forensics_common::UringStat>>,
+}
+
+/// The io_uring rows (opcodes used) as JSON.
+fn uring_json(u: Option<&[ai_forensics_common::UringStat]>) -> serde_json::Value {
+    match u {
+        None => json!({"traced": false, "why": "this kernel has no io_uring tracepoints"}),
+        Some(rows) => json!({
+            "traced": true,
+            "ops": rows
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.count > 0)
+                .map(|(op, s)| json!({"op": crate::decode::uring::op_name(op as u32), "count": s.count, "errors": s.errors}))
+                .collect::<Vec<_>>(),
+        }),
+    }
 }
 
 /// What the store received.
@@ -288,6 +307,7 @@ impl Report<'_> {
             },
             "exit_status": status_json(self.child_status),
             "policy": self.policy,
+            "io_uring": uring_json(self.uring.as_deref()),
         });
         Detail {
             head,
@@ -384,6 +404,28 @@ impl Report<'_> {
         }
         if let Some(ai) = &self.ai {
             out.push_str(&ai_text(ai));
+        }
+        if let Some(rows) = &self.uring {
+            let used: Vec<String> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.count > 0)
+                .map(|(op, s)| {
+                    let e = if s.errors > 0 {
+                        format!(" ({} errors)", s.errors)
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{} {}{e}",
+                        crate::decode::uring::op_name(op as u32),
+                        s.count
+                    )
+                })
+                .collect();
+            if !used.is_empty() {
+                let _ = writeln!(out, "\nio_uring: {}", used.join(", "));
+            }
         }
         if let Some(p) = &self.policy {
             let _ = writeln!(
