@@ -464,6 +464,12 @@ pub mod deny {
     /// operation's completion: the process is killed before it can use the
     /// descriptor, but the open ran.
     pub const HOW_URING_FILE: u32 = 8;
+    /// The BPF LSM refused an open of a denied file (`file_open`): the
+    /// call failed with EPERM and never ran.
+    pub const HOW_LSM_FILE: u32 = 9;
+    /// The BPF LSM refused an exec of a denied executable
+    /// (`bprm_check_security`): the exec failed with EPERM.
+    pub const HOW_LSM_EXEC: u32 = 10;
     /// [`ObjDeny::flags`]: only for processes flagged AI_ML.
     pub const ONLY_AI_ML: u32 = 1 << 0;
     /// [`ObjDeny::flags`]: only for processes flagged AI_LLM.

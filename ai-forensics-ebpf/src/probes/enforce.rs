@@ -7,7 +7,7 @@
 //!   signal takes effect before the call returns to user mode (the call
 //!   itself still runs). Every other spelling of the path is caught on the
 //!   opened file's identity at the call's exit (`identity`).
-use ai_forensics_common::{ObjDeny, ObjKey, SyscallSpec, deny, spec, target};
+use ai_forensics_common::{ObjDeny, ObjKey, deny, spec, target};
 use aya_ebpf::{
     cty::c_void,
     helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str, bpf_send_signal},
@@ -75,14 +75,6 @@ pub fn same<const WORDS: u32>(a: *const u64, b: *const u64, n: u32) -> bool {
 #[inline(never)]
 pub fn deny_enter(regs: *const u64, nr: u32, pid_tgid: u64, entry: u64) {
     let Some(sp) = SPECS.get(nr) else { return };
-    let sp = *sp;
-    let args = super::syscalls::read_args(regs);
-    check(&sp, &args, pid_tgid, (entry & target::TREE_MASK) as u32, nr);
-}
-
-/// Checks the deny rules for the path argument of an exec or open.
-#[inline(always)]
-fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
     let class = if sp.flags & spec::DENY_EXEC != 0 {
         deny::CLASS_EXEC
     } else {
@@ -92,7 +84,15 @@ fn check(sp: &SyscallSpec, args: &[u64; 6], pid_tgid: u64, tree: u32, nr: u32) {
     if idx >= 6 {
         return;
     }
-    let ptr = args[idx];
+    // One word, not the six arguments: this frame adds to the entry
+    // program's, and older verifiers cap the two at 512 bytes.
+    let ptr = super::syscalls::read_arg(regs, idx);
+    check(class, ptr, pid_tgid, (entry & target::TREE_MASK) as u32, nr);
+}
+
+/// Checks the deny rules for the path argument of an exec or open.
+#[inline(always)]
+fn check(class: u32, ptr: u64, pid_tgid: u64, tree: u32, nr: u32) {
     if ptr == 0 {
         return;
     }

@@ -51,7 +51,7 @@ const SIGSTOP: u32 = 19;
 
 /// Reads a `T` at `base + off` from kernel memory (zero on a fault).
 #[inline(always)]
-fn read<T: Copy + Default>(base: *const u8, off: u32) -> T {
+pub fn read<T: Copy + Default>(base: *const u8, off: u32) -> T {
     let mut v = T::default();
     // SAFETY: the helper copies size_of::<T>() bytes of kernel memory into
     // the local, or zeroes it on a fault; base is a kernel pointer.
@@ -66,7 +66,7 @@ fn read<T: Copy + Default>(base: *const u8, off: u32) -> T {
 }
 
 #[inline(always)]
-fn ptr(base: *const u8, off: u32) -> *const u8 {
+pub fn ptr(base: *const u8, off: u32) -> *const u8 {
     read::<u64>(base, off) as *const u8
 }
 
@@ -184,7 +184,7 @@ pub fn resolve(file: *const u8, base: *mut u8, dst: *mut u8, slot: *mut u32) -> 
 
 /// (identity, size) of the inode of `file`.
 #[inline(always)]
-fn identity(file: *const u8) -> (ObjKey, u64) {
+pub fn identity(file: *const u8) -> (ObjKey, u64) {
     let o = config::get().off;
     let inode = ptr(file, o.file_inode);
     let sb = ptr(inode, o.inode_sb);
@@ -200,7 +200,7 @@ fn identity(file: *const u8) -> (ObjKey, u64) {
 
 /// Whether a deny entry applies to a process with target entry `entry`.
 #[inline(always)]
-fn applies(d: &ObjDeny, entry: u64) -> bool {
+pub fn applies(d: &ObjDeny, entry: u64) -> bool {
     let need = d.flags & (deny::ONLY_AI_ML | deny::ONLY_AI_LLM);
     if need == 0 {
         return true;

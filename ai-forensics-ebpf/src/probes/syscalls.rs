@@ -40,6 +40,8 @@ mod regs {
         // di, si, dx, r10, r8, r9
         [w[7], w[6], w[5], w[0], w[2], w[1]]
     }
+    /// The word of argument `i` (< 6).
+    pub const ARG_WORD: [usize; 6] = [7, 6, 5, 0, 2, 1];
 }
 
 #[cfg(bpf_target_arch = "aarch64")]
@@ -52,6 +54,8 @@ mod regs {
     pub fn args(w: &[u64; WORDS]) -> [u64; 6] {
         [w[0], w[1], w[2], w[3], w[4], w[5]]
     }
+    /// The word of argument `i` (< 6).
+    pub const ARG_WORD: [usize; 6] = [0, 1, 2, 3, 4, 5];
 }
 
 /// The six syscall arguments from the saved user registers.
@@ -71,6 +75,25 @@ pub fn read_args(regs: *const u64) -> [u64; 6] {
         w.assume_init()
     };
     regs::args(&w)
+}
+
+/// Syscall argument `i` (< 6) alone: one word read, for callers whose
+/// stack is tight.
+#[inline(always)]
+pub fn read_arg(regs: *const u64, i: usize) -> u64 {
+    let Some(word) = regs::ARG_WORD.get(i) else {
+        return 0;
+    };
+    let mut v: u64 = 0;
+    // SAFETY: reads one word of the current task's pt_regs into a local.
+    unsafe {
+        bpf_probe_read_kernel(
+            (&raw mut v).cast::<c_void>(),
+            8,
+            regs.add(regs::FIRST + *word).cast::<c_void>(),
+        );
+    }
+    v
 }
 
 /// The syscall number at exit, for calls whose entry was not recorded.

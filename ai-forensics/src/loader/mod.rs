@@ -116,6 +116,46 @@ pub struct Probes {
     pub pid_max: u32,
     /// The configuration flags the programs were loaded with.
     pub flags: u32,
+    /// Whether the BPF LSM programs are loaded (deny rules prevent in the
+    /// kernel's security hooks), or why not.
+    pub lsm: std::result::Result<(), String>,
+}
+
+/// The BPF LSM programs and their hooks.
+const LSM_PROGRAMS: &[(&str, &str)] = &[
+    ("lsm_file_open", "file_open"),
+    ("lsm_bprm_check", "bprm_check_security"),
+];
+
+/// Whether the kernel runs the BPF LSM (`bpf` in the active LSM list).
+#[must_use]
+pub fn bpf_lsm_active() -> std::result::Result<(), String> {
+    let list = std::fs::read_to_string("/sys/kernel/security/lsm")
+        .map_err(|e| format!("/sys/kernel/security/lsm: {e}"))?;
+    if list.trim().split(',').any(|l| l == "bpf") {
+        Ok(())
+    } else {
+        Err(format!(
+            "the BPF LSM is not active (lsm={}; boot with lsm=...,bpf)",
+            list.trim()
+        ))
+    }
+}
+
+/// Loads the LSM programs (verifier only; attached with the others).
+fn load_lsm(ebpf: &mut Ebpf) -> std::result::Result<(), String> {
+    bpf_lsm_active()?;
+    let btf = aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"))?;
+    for (name, hook) in LSM_PROGRAMS {
+        let p: &mut aya::programs::Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| format!("no program {name}"))?
+            .try_into()
+            .map_err(|e| format!("program {name}: {e}"))?;
+        p.load(hook, &btf)
+            .map_err(|e| format!("loading the {hook} LSM program: {e}"))?;
+    }
+    Ok(())
 }
 
 fn bpf_err(context: impl Into<String>, e: impl std::fmt::Display) -> Error {
@@ -258,6 +298,18 @@ impl Probes {
         let lost_by_tree = take(&mut ebpf, maps::LOST_BY_TREE)?;
         let cgroups = take(&mut ebpf, maps::CGROUPS)?;
         let events = take(&mut ebpf, maps::EVENTS)?;
+        // Prevention in the security hooks, where the kernel allows it.
+        let lsm = if flags
+            & (ai_forensics_common::config::DENY_FILES | ai_forensics_common::config::DENY_EXES)
+            != 0
+        {
+            load_lsm(&mut ebpf)
+        } else {
+            Err("no kernel deny rules".into())
+        };
+        if let Err(why) = &lsm {
+            tracing::debug!("BPF LSM not used: {why}");
+        }
         Ok(Self {
             _ebpf: ebpf,
             targets,
@@ -270,11 +322,32 @@ impl Probes {
             events: Some(events),
             pid_max,
             flags,
+            lsm,
         })
     }
 
     /// Attaches every program. Call after the maps are set up.
     pub fn attach(&mut self) -> Result<()> {
+        if self.lsm.is_ok() {
+            for (name, hook) in LSM_PROGRAMS {
+                let r = self
+                    ._ebpf
+                    .program_mut(name)
+                    .ok_or_else(|| format!("no program {name}"))
+                    .and_then(|p| {
+                        let p: &mut aya::programs::Lsm =
+                            p.try_into().map_err(|e| format!("program {name}: {e}"))?;
+                        p.attach()
+                            .map(|_| ())
+                            .map_err(|e| format!("attaching the {hook} LSM program: {e}"))
+                    });
+                if let Err(e) = r {
+                    tracing::warn!("{e}; deny rules fall back to seccomp and signals");
+                    self.lsm = Err(e);
+                    break;
+                }
+            }
+        }
         for (name, hook) in PROGRAMS {
             if *name == "raw_tracepoint_sched_process_exec_deny"
                 && self.flags & ai_forensics_common::config::DENY_EXES == 0

@@ -124,7 +124,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let specs = setup::specs(opts);
     probes.set_specs(&specs)?;
     let deny = setup::deny_rules(opts);
-    if !deny.is_empty() {
+    // Where the security hooks refuse the call, a path match at syscall
+    // entry would only kill a process whose call is refused anyway.
+    if !deny.is_empty() && probes.lsm.is_err() {
         probes.set_deny(&deny)?;
         tracing::info!("{} in-kernel deny patterns loaded", deny.len());
     }
@@ -132,7 +134,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if identity_flags & ai_forensics_common::config::AI_MARK != 0 {
         probes.set_ai_markers(&crate::target::discover::kernel_markers())?;
     }
-    let filter = setup::seccomp_filter(opts)?;
+    let filter = setup::seccomp_filter(opts, probes.lsm.is_ok())?;
+    if probes.lsm.is_ok() {
+        tracing::info!(
+            "prevention: deny rules refuse opens and execs in the kernel's security hooks (BPF LSM)"
+        );
+    }
     let identity = match (&opts.rules, identity_flags) {
         (Some(rules), f) if f & !ai_forensics_common::config::AI_MARK != 0 => {
             let id = crate::enforce::identity::Identity::new(rules, probes.identity_maps()?);
@@ -539,6 +546,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     }
     let drops = probes.read_drops()?;
     let uring = probes.read_uring()?;
+    let lsm = probes.lsm.clone();
     let per_thread = if opts.per_process {
         summary::read_per_thread(&probes)
     } else {
@@ -572,9 +580,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         store_failed: writer_stats.lock().map_or(0, |w| w.failed),
         uring,
         policy: policy_summary(&consumer, &analyser_stats, analyser_dropped).map(|mut v| {
-            if let Some(p) = &prevention {
-                v["prevention"] = prevention_json(p);
-            }
+            v["prevention"] = match (&lsm, &prevention) {
+                (Ok(()), _) => json!({"mechanism": "lsm"}),
+                (Err(_), Some(p)) => prevention_json(p),
+                (Err(why), None) => json!({"mechanism": "signal", "why_not_lsm": why}),
+            };
             v
         }),
         ai: {

@@ -372,10 +372,12 @@ impl Consumer {
             },
             |r| r.action,
         );
-        let prevented = matches!(
-            d.how,
-            how::HOW_SECCOMP_FILE | how::HOW_SECCOMP_EXEC | how::HOW_SECCOMP_CONTENT
-        );
+        let by_lsm = matches!(d.how, how::HOW_LSM_FILE | how::HOW_LSM_EXEC);
+        let prevented = by_lsm
+            || matches!(
+                d.how,
+                how::HOW_SECCOMP_FILE | how::HOW_SECCOMP_EXEC | how::HOW_SECCOMP_CONTENT
+            );
         if !prevented {
             policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
         }
@@ -413,6 +415,11 @@ impl Consumer {
                 "before it ran (seccomp): it failed with EPERM",
                 false,
             ),
+            how::HOW_LSM_FILE | how::HOW_LSM_EXEC => (
+                "identity",
+                "in the kernel's security hook (BPF LSM): it failed with EPERM",
+                false,
+            ),
             how::HOW_SECCOMP_CONTENT => (
                 "content",
                 "before it ran (seccomp), compared by content: it failed with EPERM",
@@ -440,7 +447,11 @@ impl Consumer {
                 "stopped in the kernel"
             },
         );
-        let decided = if prevented { d.decided_ns } else { d.ts_ns };
+        let decided = if prevented && d.decided_ns != 0 {
+            d.decided_ns
+        } else {
+            d.ts_ns
+        };
         let detail = json!({
             "rule": name,
             "severity": rule.as_ref().map_or(Severity::Critical, |r| r.severity).as_str(),
@@ -452,7 +463,7 @@ impl Consumer {
             "resolved": resolved,
             "copy_of": copy_of,
             "mechanism": mechanism,
-            "enforced": if prevented { "seccomp" } else { "signal" },
+            "enforced": if by_lsm { "lsm" } else if prevented { "seccomp" } else { "signal" },
             "call_ran": ran,
             "object": (d.obj.ino != 0).then(|| json!({"dev": format!("{}:{}", d.obj.dev >> 20, d.obj.dev & 0xfffff), "ino": d.obj.ino})),
             "signal": (!prevented).then_some(d.signal),

@@ -188,10 +188,17 @@ pub fn deny_rules(opts: &Options) -> Vec<ai_forensics_common::DenyRule> {
 /// The seccomp filter `run` puts on its workload: when kernel deny rules
 /// protect files or executables, their opens and execs are decided before
 /// they run.
-pub fn seccomp_filter(opts: &Options) -> Result<Option<crate::enforce::seccomp::Filter>> {
+/// Not needed where the BPF LSM refuses the same calls (`lsm`).
+pub fn seccomp_filter(
+    opts: &Options,
+    lsm: bool,
+) -> Result<Option<crate::enforce::seccomp::Filter>> {
     let (Some(l), Some(rules)) = (&opts.launch, &opts.rules) else {
         return Ok(None);
     };
+    if lsm {
+        return Ok(None);
+    }
     let kernel = || rules.rules.iter().filter(|r| r.kernel);
     let calls = crate::enforce::supervisor::calls(
         kernel().any(|r| !r.kernel_files.is_empty()),
