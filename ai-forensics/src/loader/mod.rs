@@ -128,7 +128,9 @@ const LSM_PROGRAMS: &[(&str, &str)] = &[
 ];
 
 /// Whether the kernel runs the BPF LSM (`bpf` in the active LSM list).
-#[must_use]
+///
+/// # Errors
+/// Why not, in a sentence for the user.
 pub fn bpf_lsm_active() -> std::result::Result<(), String> {
     let list = std::fs::read_to_string("/sys/kernel/security/lsm")
         .map_err(|e| format!("/sys/kernel/security/lsm: {e}"))?;
