@@ -187,16 +187,27 @@ fn the_kernel_kills_a_shell_before_it_runs_a_command() {
         of_type(&recs, "ai_mark").any(|m| m["detail"]["file"] == "model.safetensors"),
         "no ai_mark record"
     );
-    // Nothing the shell would do after exec is in the record.
     let sh_pid = a["pid"].as_u64().unwrap();
-    let after: Vec<&Value> = of_type(&recs, "syscall")
-        .filter(|r| r["pid"] == sh_pid && r["detail"]["syscall"] != "execve")
-        .filter(|r| r["ts_ns"].as_u64() > a["ts_ns"].as_u64())
-        .collect();
-    assert!(
-        after.is_empty(),
-        "the shell made syscalls after the kill: {after:?}"
-    );
+    if a["detail"]["enforced"] == "signal" {
+        // Nothing the shell would do after exec is in the record.
+        let after: Vec<&Value> = of_type(&recs, "syscall")
+            .filter(|r| r["pid"] == sh_pid && r["detail"]["syscall"] != "execve")
+            .filter(|r| r["ts_ns"].as_u64() > a["ts_ns"].as_u64())
+            .collect();
+        assert!(
+            after.is_empty(),
+            "the shell made syscalls after the kill: {after:?}"
+        );
+    } else {
+        // Refused before it ran (`run` decides execs through seccomp): the
+        // exec never happened, so no shell image ever existed.
+        assert_eq!(a["detail"]["call_ran"], false);
+        assert!(
+            !of_type(&recs, "exec")
+                .any(|e| e["pid"] == sh_pid && e["detail"]["filename"] == "/bin/sh"),
+            "the shell's image was loaded"
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 

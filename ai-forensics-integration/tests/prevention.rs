@@ -108,6 +108,18 @@ print("alive")
     assert_eq!(p["denied"], 6, "{p}");
     assert_eq!(p["unresolved"], 0, "{p}");
 
+    // A kill rule: the call is refused and the caller dies while it waits
+    // for the answer, so it never runs again either.
+    let kill_rules = deny_rules(&dir, "kill", &key);
+    let (recs, stdout, code) = run_script(&kill_rules, &[], &script);
+    assert_eq!(code, 137, "{stdout}");
+    assert!(!stdout.contains("refused"), "it ran on: {stdout}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY-CONTENT\n");
+    let a = alerts(&recs);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!(a[0]["detail"]["enforced"], "seccomp");
+    assert_eq!(a[0]["detail"]["call_ran"], false);
+
     // The last resort: the signal at the open's exit. The process never
     // uses the descriptor, but O_TRUNC has emptied the file.
     let (recs, stdout, code) = run_script(&rules, &["--no-seccomp"], &script);
@@ -120,7 +132,10 @@ print("alive")
         assert_eq!(x["detail"]["enforced"], "signal", "{x}");
         assert_eq!(x["detail"]["call_ran"], true, "{x}");
     }
-    assert!(summary(&recs)["policy"]["prevention"].is_null());
+    assert_eq!(
+        summary(&recs)["policy"]["prevention"]["mechanism"],
+        "signal"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

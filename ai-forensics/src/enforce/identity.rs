@@ -80,6 +80,8 @@ pub struct Deny {
     pub signal: u32,
     /// `deny::ONLY_*`.
     pub flags: u32,
+    /// The rule's action (`deny`, `stop`, `kill`).
+    pub action: Action,
 }
 
 impl Deny {
@@ -280,6 +282,7 @@ impl Identity {
                 rule: r.id,
                 signal: signal_of(r.action),
                 flags: only_flags(r.when.ai_workload),
+                action: r.action,
             };
             if !r.kernel_files.is_empty() {
                 files.push(FileRule {

@@ -41,7 +41,7 @@ use super::{
     identity::{Deny, SharedProtected, kernel_dev, sha256_file},
     seccomp,
 };
-use crate::{decode::Denied, loader::Targets, output::clock::Clock};
+use crate::{decode::Denied, loader::Targets, output::clock::Clock, policy::rules::Action};
 
 /// What the supervisor did, for the summary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -172,26 +172,40 @@ fn run(mut cfg: Config, stop: &AtomicBool, stats: &Mutex<Stats>) {
         };
         let t0 = Clock::monotonic_now();
         let verdict = state.decide(&cfg, fd, &req);
+        if let Verdict::Deny(d, Action::Kill) = &verdict {
+            // A kill rule: the caller dies while it waits for the answer,
+            // so it never runs another instruction (as with the kernel's
+            // signal) and the call never happens.
+            // SAFETY: kill(2) with a pid and a signal number.
+            unsafe { libc::kill(d.tgid as i32, libc::SIGKILL) };
+        }
         let resp = match &verdict {
-            Verdict::Deny(_) => {
+            Verdict::Deny(..) => {
                 ScmpNotifResp::new_error(req.id, -libc::EPERM, ScmpNotifRespFlags::empty())
             }
             _ => ScmpNotifResp::new_continue(req.id, ScmpNotifRespFlags::CONTINUE),
         };
         let answered = resp.respond(fd).is_ok();
+        if let Verdict::Deny(d, Action::Stop) = &verdict {
+            // A stop rule: after the answer (a stop while it waits would
+            // restart the call, and deny it again, at every resume); the
+            // tree's freeze follows.
+            // SAFETY: kill(2) with a pid and a signal number.
+            unsafe { libc::kill(d.tgid as i32, libc::SIGSTOP) };
+        }
         let t1 = Clock::monotonic_now();
         let Ok(mut s) = stats.lock() else { break };
         s.notified += 1;
         s.total_ns += t1 - t0;
         s.max_ns = s.max_ns.max(t1 - t0);
-        if !answered {
+        if !answered && !matches!(verdict, Verdict::Deny(..)) {
             s.gone += 1;
             continue;
         }
         match verdict {
             Verdict::Allow => s.allowed += 1,
             Verdict::Unresolved => s.unresolved += 1,
-            Verdict::Deny(d) => {
+            Verdict::Deny(d, _) => {
                 s.denied += 1;
                 let native = req.data.arch == ScmpArch::native();
                 if native {
@@ -210,7 +224,7 @@ fn run(mut cfg: Config, stop: &AtomicBool, stats: &Mutex<Stats>) {
 enum Verdict {
     Allow,
     Unresolved,
-    Deny(Box<Denied>),
+    Deny(Box<Denied>, Action),
 }
 
 struct State {
@@ -321,21 +335,24 @@ impl State {
                 c
             })
             .unwrap_or_default();
-        Verdict::Deny(Box::new(Denied {
-            ts_ns: 0,
-            tgid,
-            tid,
-            nr: call.nr,
-            rule: deny.rule as u32,
-            signal: 0,
-            tree: (entry & target::TREE_MASK) as u32,
-            comm,
-            path: call.path,
-            how,
-            obj: key,
-            copy_of,
-            decided_ns: 0,
-        }))
+        Verdict::Deny(
+            Box::new(Denied {
+                ts_ns: 0,
+                tgid,
+                tid,
+                nr: call.nr,
+                rule: deny.rule as u32,
+                signal: 0,
+                tree: (entry & target::TREE_MASK) as u32,
+                comm,
+                path: call.path,
+                how,
+                obj: key,
+                copy_of,
+                decided_ns: 0,
+            }),
+            deny.action,
+        )
     }
 }
 
@@ -578,6 +595,7 @@ mod tests {
             rule: 0,
             signal: 9,
             flags,
+            action: crate::policy::rules::Action::Kill,
         };
         assert!(applies(d(0), 0));
         assert!(!applies(d(deny::ONLY_AI_ML), 0));

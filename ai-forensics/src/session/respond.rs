@@ -31,7 +31,9 @@ pub struct Policy {
     /// Actions taken.
     pub actions: u64,
     /// In-kernel denials waiting for their process to die: pid -> (time, rule).
-    pub denied: HashMap<u32, (u64, String)>,
+    /// The method is `kernel` (signalled in the kernel) or `refused+kill`
+    /// (the call was refused, then the rule's kill took the tree).
+    pub denied: HashMap<u32, (u64, String, &'static str)>,
     /// (action, latency from event to completion) of each enforcement.
     pub latencies: Vec<(String, u64)>,
     /// The objects the kernel rules protect by identity.
@@ -379,7 +381,13 @@ impl Consumer {
                 how::HOW_SECCOMP_FILE | how::HOW_SECCOMP_EXEC | how::HOW_SECCOMP_CONTENT
             );
         if !prevented {
-            policy.denied.insert(d.tgid, (d.ts_ns, name.clone()));
+            policy
+                .denied
+                .insert(d.tgid, (d.ts_ns, name.clone(), "kernel"));
+        } else if action == Action::Kill {
+            policy
+                .denied
+                .insert(d.tgid, (d.ts_ns, name.clone(), "refused+kill"));
         }
         policy.alerts += 1;
         let path = escape::escape(&d.path);
@@ -490,6 +498,12 @@ impl Consumer {
         if matches!(action, Action::Stop | Action::Kill) {
             self.enforce(action, d.tree, d.ts_ns, &name, &reason);
         }
+        // A caller killed while it waited for seccomp's answer may be gone
+        // before this record arrived (its exit came through the kernel's
+        // stream first).
+        if let Some(exit) = self.procs.get(d.tgid).and_then(|p| p.exit_ns) {
+            self.denial_effective(d.tgid, exit);
+        }
     }
 
     /// A process with a pending kernel denial is gone: how long it took.
@@ -497,12 +511,20 @@ impl Consumer {
         let Some(policy) = &mut self.policy else {
             return;
         };
-        let Some((at, rule)) = policy.denied.remove(&pid) else {
+        let Some((at, rule, method)) = policy.denied.remove(&pid) else {
             return;
         };
         let latency = ts_ns.saturating_sub(at);
-        policy.latencies.push(("kernel-kill".into(), latency));
-        let detail = json!({"action": "kill", "method": "kernel", "pid": pid, "rule": rule, "event_ts_ns": at, "done_ns": ts_ns, "latency_ns": latency, "ok": true, "effective": true});
+        policy.latencies.push((
+            if method == "kernel" {
+                "kernel-kill"
+            } else {
+                "refused-then-killed"
+            }
+            .into(),
+            latency,
+        ));
+        let detail = json!({"action": "kill", "method": method, "pid": pid, "rule": rule, "event_ts_ns": at, "done_ns": ts_ns, "latency_ns": latency, "ok": true, "effective": true});
         let l = json::line(
             &self.ctx(),
             self.seq,
