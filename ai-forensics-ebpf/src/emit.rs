@@ -294,7 +294,14 @@ pub fn syscall_payload<const EXIT: bool>(call: &Call, args: &[u64; 6], sp: &Sysc
             }
         }
     }
-    let off0 = blob_len & 0xff;
+    // Through map memory, which the verifier does not follow: older
+    // verifiers (6.1) lose the bounds of `blob_len` across the branches
+    // above (umin > umax) and then refuse `base + off0` as a pointer.
+    let slot = &raw mut s.ev.blob_len;
+    // SAFETY: a u32 field of the per-CPU scratch map value.
+    unsafe { slot.write_volatile(blob_len as u32) };
+    // SAFETY: as above.
+    let off0 = u64::from(unsafe { slot.read_volatile() }) & 0xff;
 
     // str0: the primary path.
     let mut len0: u64 = 0;

@@ -27,10 +27,11 @@ use ai_forensics_common::{
 use aya_ebpf::{
     cty::c_void,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_pid_tgid,
         generated::{
-            bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_str,
-            bpf_probe_read_user_str, bpf_send_signal,
+            bpf_get_current_comm, bpf_get_current_task, bpf_get_smp_processor_id,
+            bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user_str,
+            bpf_send_signal,
         },
     },
     macros::raw_tracepoint,
@@ -303,15 +304,28 @@ pub fn report(pid_tgid: u64, entry: u64, nr: u32, d: &ObjDeny, how: u32, key: Ob
     // SAFETY: p points to a reserved DeniedEvent; every field is written
     // before submit; the path through the helpers (zero length on a fault).
     unsafe {
-        (*p).hdr = header(kind::DENIED, ts_ns, pid_tgid);
+        // Field by field, straight into the record: this is inlined into
+        // frames that share the 512-byte stack with their callers.
+        (*p).hdr.kind = kind::DENIED;
+        (*p).hdr.cpu = bpf_get_smp_processor_id();
+        (*p).hdr.ts_ns = ts_ns;
+        (*p).hdr.tgid = (pid_tgid >> 32) as u32;
+        (*p).hdr.tid = pid_tgid as u32;
         (*p).nr = nr;
         (*p).rule = d.rule;
         (*p).signal = d.signal;
         (*p).tree = tree;
         (*p).how = how;
-        (*p).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        (*p).dev = key.dev;
-        (*p).ino = key.ino;
+        let comm = (&raw mut (*p).comm).cast::<u64>();
+        if bpf_get_current_comm(comm.cast::<c_void>(), 16) != 0 {
+            // Two words, not a 16-byte fill, which would be a memset call
+            // (one more stack frame).
+            comm.write_volatile(0);
+            comm.add(1).write_volatile(0);
+        }
+        // Volatile: two zero stores would otherwise become a memset call.
+        (&raw mut (*p).dev).write_volatile(key.dev);
+        (&raw mut (*p).ino).write_volatile(key.ino);
         let dst = (&raw mut (*p).path).cast::<c_void>();
         let r = match src {
             Source::User(0) => 0,

@@ -119,6 +119,8 @@ pub struct Probes {
     /// Whether the BPF LSM programs are loaded (deny rules prevent in the
     /// kernel's security hooks), or why not.
     pub lsm: std::result::Result<(), String>,
+    /// This kernel's io_uring submission tracepoint.
+    uring_submit: &'static str,
 }
 
 /// The BPF LSM programs and their hooks.
@@ -258,6 +260,8 @@ impl Probes {
         let uring =
             uring_offsets(opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0);
         let mut flags = opts.flags;
+        let uring_submit = uring.map_or("io_uring_submit_req", |(_, tp)| tp);
+        let uring = uring.map(|(o, _)| o);
         if uring.is_some() {
             flags |= ai_forensics_common::config::URING;
         }
@@ -271,7 +275,11 @@ impl Probes {
             execve_nr: crate::syscall::table::number("execve").unwrap_or(u32::MAX),
             execveat_nr: crate::syscall::table::number("execveat").unwrap_or(u32::MAX),
             off,
-            uring: uring.unwrap_or(ai_forensics_common::UringOffsets::NONE),
+            // The openat number also names the BPF LSM's refused opens.
+            uring: uring.unwrap_or(ai_forensics_common::UringOffsets {
+                openat_nr: crate::syscall::table::number("openat").unwrap_or(u32::MAX),
+                ..ai_forensics_common::UringOffsets::NONE
+            }),
         };
         tracing::debug!(?config, "loading eBPF programs");
         let mut loader = EbpfLoader::new();
@@ -325,6 +333,7 @@ impl Probes {
             pid_max,
             flags,
             lsm,
+            uring_submit,
         })
     }
 
@@ -368,6 +377,11 @@ impl Probes {
             match hook {
                 Hook::Raw(tp) => attach_raw(prog, name, tp)?,
                 Hook::Tracepoint(cat, tp) => {
+                    let tp = if *name == "tracepoint_io_uring_submit_req" {
+                        self.uring_submit
+                    } else {
+                        tp
+                    };
                     let p: &mut TracePoint = prog
                         .try_into()
                         .map_err(|e| bpf_err(format!("program {name}"), e))?;
@@ -588,12 +602,17 @@ pub struct IdentityMaps {
 /// with `requests`, the request fields (BTF). `None` when this kernel has
 /// no io_uring tracepoints (io_uring absent or too old): nothing of
 /// io_uring is seen then, and the session says so.
-fn uring_offsets(requests: bool) -> Option<ai_forensics_common::UringOffsets> {
+/// The submission tracepoint is `io_uring_submit_req` since 6.0 and
+/// `io_uring_submit_sqe` before, with the same fields.
+fn uring_offsets(requests: bool) -> Option<(ai_forensics_common::UringOffsets, &'static str)> {
     let f = |tp: &str, field: &str| tracefs::field_offset("io_uring", tp, field).ok().flatten();
+    let submit = ["io_uring_submit_req", "io_uring_submit_sqe"]
+        .into_iter()
+        .find(|tp| f(tp, "req").is_some())?;
     let mut o = ai_forensics_common::UringOffsets {
-        submit_req: f("io_uring_submit_req", "req")?,
-        submit_opcode: f("io_uring_submit_req", "opcode")?,
-        submit_sq_thread: f("io_uring_submit_req", "sq_thread")?,
+        submit_req: f(submit, "req")?,
+        submit_opcode: f(submit, "opcode")?,
+        submit_sq_thread: f(submit, "sq_thread")?,
         complete_req: f("io_uring_complete", "req")?,
         complete_user_data: f("io_uring_complete", "user_data")?,
         complete_res: f("io_uring_complete", "res")?,
@@ -610,7 +629,7 @@ fn uring_offsets(requests: bool) -> Option<ai_forensics_common::UringOffsets> {
         o.connect_addr = addr;
         o.connect_addr_len = addr_len;
     }
-    Some(o)
+    Some((o, submit))
 }
 
 /// Handle on the kernel's target table.
