@@ -113,7 +113,7 @@ print("alive")
     let kill_rules = deny_rules(&dir, "kill", &key);
     let (recs, stdout, code) = run_script(&kill_rules, &[], &script);
     assert_eq!(code, 137, "{stdout}");
-    assert!(!stdout.contains("refused"), "it ran on: {stdout}");
+    assert!(!stdout.contains("refused 1 "), "it ran on: {stdout}");
     assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY-CONTENT\n");
     let a = alerts(&recs);
     assert_eq!(a.len(), 1, "{a:?}");

@@ -101,7 +101,8 @@ impl Filter {
     }
 
     /// Installs the filter in the calling process and sends the listening
-    /// descriptor over `sock`. Returns 0 or an errno.
+    /// descriptor over `sock`; on failure, sends the errno instead (4
+    /// bytes, no descriptor). Returns 0 or the errno.
     ///
     /// # Safety
     /// Called between fork and exec: it makes only async-signal-safe
@@ -124,7 +125,10 @@ impl Filter {
         } as RawFd;
         if listener < 0 {
             // SAFETY: reading this thread's errno.
-            return unsafe { *libc::__errno_location() };
+            let e = unsafe { *libc::__errno_location() };
+            // SAFETY: send(2) of 4 bytes from a local.
+            unsafe { libc::send(sock, (&raw const e).cast(), 4, 0) };
+            return e;
         }
         // SAFETY: a one-descriptor SCM_RIGHTS message built on the stack.
         let rc = unsafe { send_fd(sock, listener) };
@@ -173,13 +177,23 @@ unsafe fn send_fd(sock: RawFd, fd: RawFd) -> i32 {
     }
 }
 
-/// Receives the listening descriptor the child sent (`None`: the child
-/// exited first, having failed to install the filter).
-pub fn receive_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
+/// What the child sent back.
+#[derive(Debug)]
+pub enum Received {
+    /// The filter's listening descriptor.
+    Listener(OwnedFd),
+    /// The filter could not be installed: the errno.
+    Refused(i32),
+    /// The child closed its end without sending anything.
+    Nothing,
+}
+
+/// Receives what the child sent: the listening descriptor, or why not.
+pub fn receive_fd(sock: &OwnedFd) -> Result<Received> {
+    let mut bytes = [0u8; 4];
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: bytes.as_mut_ptr().cast(),
+        iov_len: 4,
     };
     let mut buf = CmsgBuf([0; 24]);
     // SAFETY: an all-zero msghdr is valid; the fields are set below.
@@ -202,17 +216,21 @@ pub fn receive_fd(sock: &OwnedFd) -> Result<Option<OwnedFd>> {
         ));
     }
     if n == 0 {
-        return Ok(None);
+        return Ok(Received::Nothing);
     }
     // SAFETY: the kernel filled the control buffer it was given.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&raw const msg);
         if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
         {
-            return Ok(None);
+            return Ok(if n == 4 {
+                Received::Refused(i32::from_ne_bytes(bytes))
+            } else {
+                Received::Nothing
+            });
         }
         let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
-        Ok(Some(OwnedFd::from_raw_fd(fd)))
+        Ok(Received::Listener(OwnedFd::from_raw_fd(fd)))
     }
 }
 

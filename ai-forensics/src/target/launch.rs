@@ -184,11 +184,10 @@ pub fn fork_gated(
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
             if let Some(f) = filter {
-                let e = f.install_and_send(child_sock);
-                if e != 0 {
-                    libc::write(err[1], (&raw const e).cast(), 4);
-                    libc::_exit(126);
-                }
+                // A kernel that refuses the filter leaves the workload to
+                // the kernel's checks; the parent learns why over the socket.
+                f.install_and_send(child_sock);
+                libc::close(child_sock);
             }
             if let Some(c) = creds
                 && (libc::setgroups(c.groups.len(), c.groups.as_ptr()) != 0
@@ -223,20 +222,17 @@ pub fn fork_gated(
     if let Some((ours, theirs)) = socks {
         drop(theirs);
         match seccomp::receive_fd(&ours) {
-            Ok(Some(l)) => gated.listener = Some(l),
-            other => {
-                let mut e: i32 = 0;
-                // SAFETY: reads at most 4 bytes into a local.
-                let n = unsafe { libc::read(gated.err, (&raw mut e).cast(), 4) };
+            Ok(seccomp::Received::Listener(l)) => gated.listener = Some(l),
+            Ok(seccomp::Received::Refused(e)) => tracing::warn!(
+                "the kernel refused the seccomp filter ({}); denied opens and execs fall back to the kernel's signal",
+                std::io::Error::from_raw_os_error(e)
+            ),
+            Ok(seccomp::Received::Nothing) => tracing::warn!(
+                "no seccomp filter from the workload; denied opens and execs fall back to the kernel's signal"
+            ),
+            Err(e) => {
                 gated.abort();
-                let why = match (other, n) {
-                    (Err(x), _) => x.to_string(),
-                    (_, 4) => std::io::Error::from_raw_os_error(e).to_string(),
-                    _ => "the child exited".into(),
-                };
-                return Err(Error::Runtime(format!(
-                    "run: cannot install the seccomp filter: {why}"
-                )));
+                return Err(e);
             }
         }
     }
