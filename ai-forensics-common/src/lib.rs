@@ -474,6 +474,26 @@ pub mod deny {
     pub const ONLY_AI_ML: u32 = 1 << 0;
     /// [`ObjDeny::flags`]: only for processes flagged AI_LLM.
     pub const ONLY_AI_LLM: u32 = 1 << 1;
+
+    /// Whether a denial with `ONLY_*` flags `flags` applies to a process
+    /// whose target entry is `entry` (the kernel and user space decide it
+    /// alike).
+    #[inline(always)]
+    #[must_use]
+    pub const fn applies(flags: u32, entry: u64) -> bool {
+        let need = flags & (ONLY_AI_ML | ONLY_AI_LLM);
+        if need == 0 {
+            return true;
+        }
+        let mut have = 0;
+        if entry & crate::target::AI_ML != 0 {
+            have |= ONLY_AI_ML;
+        }
+        if entry & crate::target::AI_LLM != 0 {
+            have |= ONLY_AI_LLM;
+        }
+        need & have != 0
+    }
     /// Most file identities denied at once.
     pub const MAX_FILES: u32 = 16384;
     /// Most executable identities denied at once.

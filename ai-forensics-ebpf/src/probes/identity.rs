@@ -202,18 +202,7 @@ pub fn identity(file: *const u8) -> (ObjKey, u64) {
 /// Whether a deny entry applies to a process with target entry `entry`.
 #[inline(always)]
 pub fn applies(d: &ObjDeny, entry: u64) -> bool {
-    let need = d.flags & (deny::ONLY_AI_ML | deny::ONLY_AI_LLM);
-    if need == 0 {
-        return true;
-    }
-    let mut have = 0;
-    if entry & target::AI_ML != 0 {
-        have |= deny::ONLY_AI_ML;
-    }
-    if entry & target::AI_LLM != 0 {
-        have |= deny::ONLY_AI_LLM;
-    }
-    need & have != 0
+    deny::applies(d.flags, entry)
 }
 
 /// An open-family call returned descriptor `fd` (called from `sys_exit`

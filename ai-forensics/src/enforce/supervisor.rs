@@ -360,18 +360,7 @@ impl State {
 /// target entry is `entry` (as the kernel programs decide it).
 #[must_use]
 pub fn applies(d: Deny, entry: u64) -> bool {
-    let need = d.flags & (deny::ONLY_AI_ML | deny::ONLY_AI_LLM);
-    if need == 0 {
-        return true;
-    }
-    let mut have = 0;
-    if entry & target::AI_ML != 0 {
-        have |= deny::ONLY_AI_ML;
-    }
-    if entry & target::AI_LLM != 0 {
-        have |= deny::ONLY_AI_LLM;
-    }
-    need & have != 0
+    deny::applies(d.flags, entry)
 }
 
 fn tgid_of(tid: u32) -> Option<u32> {

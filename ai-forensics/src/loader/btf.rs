@@ -41,9 +41,16 @@ pub fn task_offsets() -> Result<TaskOffsets> {
     })
 }
 
+/// The io_uring request fields the io_uring programs read: the command
+/// area in `io_kiocb`, `io_open.file_slot`, `io_open.filename`,
+/// `filename.name`, `io_connect.addr`, `io_connect.addr_len`.
+pub type UringRequest = [u32; 6];
+
 /// Offsets the identity checks need (files by inode, executables by inode,
-/// AI markers by dentry name), from the running kernel's BTF.
-pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
+/// AI markers by dentry name), and the io_uring request fields (`None`
+/// when this kernel's BTF lacks them: the operations are still counted,
+/// without path or address), from one read of the running kernel's BTF.
+pub fn identity_offsets() -> Result<(ai_forensics_common::Offsets, Option<UringRequest>)> {
     let data = std::fs::read(VMLINUX).map_err(|e| {
         Error::env(format!(
             "kernel BTF: cannot read {VMLINUX} ({e}); identity rules need CONFIG_DEBUG_INFO_BTF=y"
@@ -54,7 +61,18 @@ pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
         btf.member_offset(s, field)
             .map_err(|e| Error::env(format!("kernel BTF (identity rules): {e}")))
     };
-    Ok(ai_forensics_common::Offsets {
+    let uring = |s: &str, field: &str| btf.member_offset(s, field).ok();
+    let request = (|| {
+        Some([
+            uring("io_kiocb", "cmd")?,
+            uring("io_open", "file_slot")?,
+            uring("io_open", "filename")?,
+            uring("filename", "name")?,
+            uring("io_connect", "addr")?,
+            uring("io_connect", "addr_len")?,
+        ])
+    })();
+    let identity = ai_forensics_common::Offsets {
         task_files: off("task_struct", "files")?,
         files_fdt: off("files_struct", "fdt")?,
         fdt_max_fds: off("fdtable", "max_fds")?,
@@ -75,26 +93,8 @@ pub fn identity_offsets() -> Result<ai_forensics_common::Offsets> {
         mount_mnt: off("mount", "mnt")?,
         mount_parent: off("mount", "mnt_parent")?,
         mount_mountpoint: off("mount", "mnt_mountpoint")?,
-    })
-}
-
-/// The io_uring request fields the io_uring programs read, from the
-/// running kernel's BTF; `None` when this kernel's BTF lacks them (the
-/// operations are still counted, without path or address).
-#[must_use]
-pub fn uring_request_offsets() -> Option<[u32; 7]> {
-    let data = std::fs::read(VMLINUX).ok()?;
-    let btf = Btf::parse(&data).ok()?;
-    let off = |s: &str, field: &str| btf.member_offset(s, field).ok();
-    Some([
-        off("io_kiocb", "cmd")?,
-        off("io_open", "file_slot")?,
-        off("io_open", "filename")?,
-        off("filename", "name")?,
-        off("io_connect", "addr")?,
-        off("io_connect", "addr_len")?,
-        0,
-    ])
+    };
+    Ok((identity, request))
 }
 
 // Kinds (include/uapi/linux/btf.h).

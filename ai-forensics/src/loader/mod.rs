@@ -250,15 +250,14 @@ impl Probes {
             | ai_forensics_common::config::DENY_EXES
             | ai_forensics_common::config::AI_MARK;
         // Events mode resolves the paths of opened files from their dentries.
-        let off = if opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0 {
+        let (off, request) = if opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0 {
             btf::identity_offsets()?
         } else {
-            ai_forensics_common::Offsets::NONE
+            (ai_forensics_common::Offsets::NONE, None)
         };
         let exit_group_dead_off =
             tracefs::field_offset("sched", "sched_process_exit", "group_dead")?.unwrap_or(0);
-        let uring =
-            uring_offsets(opts.flags & (identity | ai_forensics_common::config::EVENTS) != 0);
+        let uring = uring_offsets(request);
         let mut flags = opts.flags;
         let uring_submit = uring.map_or("io_uring_submit_req", |(_, tp)| tp);
         let uring = uring.map(|(o, _)| o);
@@ -599,12 +598,14 @@ pub struct IdentityMaps {
 }
 
 /// Where the io_uring programs read: the tracepoint fields (tracefs) and,
-/// with `requests`, the request fields (BTF). `None` when this kernel has
+/// with `request`, the request fields (BTF). `None` when this kernel has
 /// no io_uring tracepoints (io_uring absent or too old): nothing of
 /// io_uring is seen then, and the session says so.
 /// The submission tracepoint is `io_uring_submit_req` since 6.0 and
 /// `io_uring_submit_sqe` before, with the same fields.
-fn uring_offsets(requests: bool) -> Option<(ai_forensics_common::UringOffsets, &'static str)> {
+fn uring_offsets(
+    request: Option<btf::UringRequest>,
+) -> Option<(ai_forensics_common::UringOffsets, &'static str)> {
     let f = |tp: &str, field: &str| tracefs::field_offset("io_uring", tp, field).ok().flatten();
     let submit = ["io_uring_submit_req", "io_uring_submit_sqe"]
         .into_iter()
@@ -619,9 +620,7 @@ fn uring_offsets(requests: bool) -> Option<(ai_forensics_common::UringOffsets, &
         openat_nr: crate::syscall::table::number("openat").unwrap_or(u32::MAX),
         ..ai_forensics_common::UringOffsets::NONE
     };
-    if requests
-        && let Some([cmd, slot, filename, name, addr, addr_len, _]) = btf::uring_request_offsets()
-    {
+    if let Some([cmd, slot, filename, name, addr, addr_len]) = request {
         o.kiocb_cmd = cmd;
         o.open_slot = slot;
         o.open_filename = filename;
