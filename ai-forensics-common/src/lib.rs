@@ -159,6 +159,11 @@ pub mod config {
     pub const AI_MARK: u32 = 1 << 10;
     /// The io_uring tracepoints are attached: count targets' operations.
     pub const URING: u32 = 1 << 11;
+    /// Count mode with one syscall program: every call is counted at its
+    /// exit (number from the saved registers, error from the return value);
+    /// `sys_enter` is not attached; `exit`/`exit_group` are counted when the
+    /// task exits.
+    pub const EXIT_COUNT: u32 = 1 << 12;
 }
 
 /// Flags in [`SyscallSpec::flags`].
@@ -231,10 +236,53 @@ pub struct Config {
     pub execve_nr: u32,
     /// Number of execveat on this architecture.
     pub execveat_nr: u32,
+    /// Numbers of the calls that count mode at exit treats specially.
+    pub nr: CallNrs,
     /// Kernel structure offsets from BTF (0 when not needed).
     pub off: Offsets,
     /// Where the io_uring tracepoints and requests keep what is read.
     pub uring: UringOffsets,
+}
+
+/// Syscall numbers on this architecture (`u32::MAX` where it has none) of
+/// the calls that do not return normally: `exit` and `exit_group` never
+/// reach the exit hook, `rt_sigreturn` clears the saved number, and a new
+/// task's first return from the fork family is the parent's call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallNrs {
+    pub exit: u32,
+    pub exit_group: u32,
+    pub rt_sigreturn: u32,
+    pub clone: u32,
+    pub clone3: u32,
+    pub fork: u32,
+    pub vfork: u32,
+    pub _pad: u32,
+}
+
+impl CallNrs {
+    /// None known.
+    pub const NONE: Self = Self {
+        exit: u32::MAX,
+        exit_group: u32::MAX,
+        rt_sigreturn: u32::MAX,
+        clone: u32::MAX,
+        clone3: u32::MAX,
+        fork: u32::MAX,
+        vfork: u32::MAX,
+        _pad: 0,
+    };
+
+    /// Whether `nr` is one of the fork family.
+    #[inline(always)]
+    #[must_use]
+    pub const fn is_fork(&self, nr: u64) -> bool {
+        nr == self.clone as u64
+            || nr == self.clone3 as u64
+            || nr == self.fork as u64
+            || nr == self.vfork as u64
+    }
 }
 
 /// Byte offsets for the io_uring tracepoints: the tracepoint fields from
@@ -1065,7 +1113,7 @@ const _: () = assert!(core::mem::size_of::<LostEvent>() == 48);
 const _: () = assert!(core::mem::size_of::<ForkEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 56 + STR_MAX);
 const _: () = assert!(core::mem::size_of::<ExitEvent>() == 48);
-const _: () = assert!(core::mem::size_of::<Config>() == 32 + 80 + 52);
+const _: () = assert!(core::mem::size_of::<Config>() == 32 + 32 + 80 + 52);
 const _: () = assert!(core::mem::size_of::<ObjKey>() == 16);
 const _: () = assert!(core::mem::size_of::<UringPending>() == 40 + uring::STR_MAX);
 const _: () = assert!(core::mem::size_of::<UringEvent>() == 64 + uring::STR_MAX);

@@ -30,6 +30,80 @@ fn getppid_count_is_exact() {
     }
 }
 
+/// Count mode counts every call at its exit with one program: the calls
+/// that do not return normally (exit_group, a fork child's first return,
+/// rt_sigreturn, execve) come out as the entry-counting --latency mode and
+/// the workload's own arithmetic say.
+#[test]
+fn count_mode_at_exit_is_exact_for_calls_that_do_not_return_normally() {
+    require_root();
+    let w = workload();
+    let w = w.to_str().unwrap();
+    let table = |latency: bool, args: &[&str]| {
+        let mut argv = vec!["run", "--mode", "count"];
+        if latency {
+            argv.push("--latency");
+        }
+        argv.push("--");
+        argv.push(w);
+        argv.extend_from_slice(args);
+        let (recs, _) = af_json(&argv);
+        let s = summary(&recs).clone();
+        assert_eq!(s["exit_status"]["exited"], 0, "{args:?}");
+        let at = s["counting"]["at"].as_str().unwrap_or("").to_owned();
+        let rows: std::collections::BTreeMap<String, (u64, u64)> = s["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["syscall"].as_str().unwrap().to_owned(),
+                    (
+                        r["count"].as_u64().unwrap(),
+                        r["errors"].as_u64().unwrap_or(0),
+                    ),
+                )
+            })
+            .collect();
+        (at, rows)
+    };
+    let (at, sig) = table(false, &["signals", "500"]);
+    assert_eq!(at, "exit", "count mode without timing counts at exit");
+    assert_eq!(sig["rt_sigreturn"].0, 500);
+    assert_eq!(sig["tgkill"].0, 500);
+    assert_eq!(sig["execve"].0, 1);
+    assert_eq!(sig["exit_group"].0, 1);
+    let (at, sig_entry) = table(true, &["signals", "500"]);
+    assert_eq!(at, "entry");
+    assert_eq!(
+        sig, sig_entry,
+        "the same calls counted at exit and at entry"
+    );
+    // Each child: one clone in the parent (its first return is not a
+    // call), one exit_group; the threads: clone3 and exit.
+    let (_, tree) = table(false, &["tree", "1000"]);
+    let (_, tree_entry) = table(true, &["tree", "1000"]);
+    assert_eq!(tree["getppid"].0, 11_000);
+    assert_eq!(tree["clone"].0, 2);
+    assert_eq!(tree["exit_group"].0, 3);
+    assert_eq!(tree["exit"].0, 2);
+    for name in [
+        "getppid",
+        "clone",
+        "clone3",
+        "exit",
+        "exit_group",
+        "execve",
+        "wait4",
+    ] {
+        assert_eq!(tree.get(name), tree_entry.get(name), "{name}");
+    }
+    let (_, churn) = table(false, &["churn", "200"]);
+    assert_eq!(churn["clone"].0, 200);
+    assert_eq!(churn["exit_group"].0, 201);
+    assert_eq!(churn["wait4"].0, 200);
+}
+
 #[test]
 fn read_count_is_exact() {
     require_root();

@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<u8> {
             list_syscalls();
             Ok(0)
         }
-        Command::BenchFloor => bench_floor(),
+        Command::BenchFloor { exit_only } => bench_floor(exit_only),
         Command::Agent(a) => agent_cmd(&a),
         Command::Install(i) => {
             crate::agent::install::install(&i.root, &i.config)?;
@@ -166,9 +166,9 @@ fn agent_cmd(a: &crate::cli::AgentArgs) -> Result<u8> {
 }
 
 /// Holds the empty floor programs attached until SIGINT or SIGTERM.
-fn bench_floor() -> Result<u8> {
+fn bench_floor(exit_only: bool) -> Result<u8> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let _floor = crate::loader::attach_floor()?;
+    let _floor = crate::loader::attach_floor(exit_only)?;
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| Error::io("installing signal handlers", e))?;
     eprintln!("ai-forensics: floor programs attached");

@@ -102,7 +102,11 @@ pub enum Command {
     /// Attach empty programs to the syscall tracepoints until interrupted
     /// (the cost floor measured by `cargo xtask bench`).
     #[command(hide = true)]
-    BenchFloor,
+    BenchFloor {
+        /// Only the program on sys_exit (the floor of a one-program tracer).
+        #[arg(long)]
+        exit_only: bool,
+    },
 }
 
 /// `agent` arguments.

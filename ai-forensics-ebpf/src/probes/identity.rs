@@ -446,9 +446,14 @@ fn exec_check(ctx: &RawTracePointContext) {
     let Some(entry) = filter::target_entry(tgid) else {
         return;
     };
-    if entry & target::LAUNCH_EXEC != 0 {
-        // The launched command's own image is the user's choice.
-        let _ = TARGETS.set(tgid, filter::target_value(tgid) & !target::LAUNCH_EXEC, 0);
+    if entry & (target::LAUNCH_EXEC | target::AWAIT_EXEC) != 0 {
+        // The launched command's own image is the user's choice (counting
+        // at exit marks it only after its execve returns).
+        let _ = TARGETS.set(
+            tgid,
+            filter::target_value(tgid) & !(target::LAUNCH_EXEC | target::AWAIT_EXEC),
+            0,
+        );
         return;
     }
     let o = config::get().off;

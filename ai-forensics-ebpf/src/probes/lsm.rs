@@ -67,8 +67,9 @@ pub fn lsm_bprm_check(ctx: LsmContext) -> i32 {
     let Some(entry) = filter::target_entry((pid_tgid >> 32) as u32) else {
         return 0;
     };
-    if entry & target::LAUNCH_EXEC != 0 {
-        // The launched command's own image is the user's choice.
+    if entry & (target::LAUNCH_EXEC | target::AWAIT_EXEC) != 0 {
+        // The launched command's own image is the user's choice (counting
+        // at exit marks it only after its execve returns).
         return 0;
     }
     let bprm: *const u8 = ctx.arg(0);

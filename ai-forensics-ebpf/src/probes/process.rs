@@ -212,9 +212,14 @@ fn sched_process_exit(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let tid = pid_tgid as u32;
-    let Some(tree) = filter::target_of(tgid) else {
+    let Some(entry) = filter::target_entry(tgid) else {
         return;
     };
+    let tree = (entry & target::TREE_MASK) as u32;
+    let c = config::get();
+    if c.flags & cfg::EXIT_COUNT != 0 {
+        super::syscalls::count_exiting(pid_tgid, entry);
+    }
     let _ = INFLIGHT.remove(tid);
     if let Some(slot) = SLOT.get_ptr_mut(0) {
         // SAFETY: this CPU's slot; see `syscalls::remember`.
@@ -223,7 +228,6 @@ fn sched_process_exit(ctx: &TracePointContext) {
             slot.live = 0;
         }
     }
-    let c = config::get();
     let group_dead = if c.exit_group_dead_off != 0 {
         // SAFETY: the offset was read from this kernel's tracepoint format.
         unsafe { ctx.read_at::<u8>(c.exit_group_dead_off as usize) }.unwrap_or(0) != 0

@@ -10,12 +10,15 @@
 //! streams the record with the arguments saved at entry and the strings and
 //! structures read from user memory at exit.
 use ai_forensics_common::{
-    Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, Slot, SyscallSpec, config as cfg, drop,
-    hist_bucket, kind, spec, target,
+    Config, Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, Slot, SyscallSpec, config as cfg,
+    drop, hist_bucket, kind, spec, target,
 };
 use aya_ebpf::{
     cty::c_void,
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs},
+    },
     macros::raw_tracepoint,
     programs::RawTracePointContext,
 };
@@ -35,6 +38,8 @@ mod regs {
     pub const FIRST: usize = 7;
     pub const WORDS: usize = 8;
     pub const NR_WORD: usize = 15;
+    /// The saved number after `rt_sigreturn` (orig_ax = -1).
+    pub const NO_NR: u64 = u64::MAX;
     #[inline(always)]
     pub fn args(w: &[u64; WORDS]) -> [u64; 6] {
         // di, si, dx, r10, r8, r9
@@ -50,6 +55,8 @@ mod regs {
     pub const FIRST: usize = 0;
     pub const WORDS: usize = 8;
     pub const NR_WORD: usize = 36;
+    /// The saved number after `rt_sigreturn` (syscallno = ~0, masked).
+    pub const NO_NR: u64 = 0xffff_ffff;
     #[inline(always)]
     pub fn args(w: &[u64; WORDS]) -> [u64; 6] {
         [w[0], w[1], w[2], w[3], w[4], w[5]]
@@ -342,13 +349,17 @@ fn sys_exit(ctx: &RawTracePointContext) {
         }
         return;
     };
+    let c = config::get();
+    if c.flags & cfg::EXIT_COUNT != 0 {
+        count_at_exit(ctx, pid_tgid, entry, c);
+        return;
+    }
     if entry & target::AWAIT_EXEC != 0 {
         return;
     }
     let tree = (entry & target::TREE_MASK) as u32;
     let ret: i64 = ctx.arg(1);
     let tid = pid_tgid as u32;
-    let c = config::get();
     let identity = c.flags & (cfg::DENY_FILES | cfg::AI_MARK) != 0;
     if c.flags & (cfg::TIMING | cfg::EVENTS) == 0 {
         // Cheapest mode: nothing was remembered at entry; only errors are
@@ -467,6 +478,139 @@ fn sys_exit(ctx: &RawTracePointContext) {
         emit::syscall_plain(&call, &args);
     } else {
         stream::<true>(&call, &args, &sp);
+    }
+}
+
+/// The current task's saved syscall number, loaded directly from its
+/// registers through a BTF pointer (cheaper than a probe read; the loader
+/// verifies the kernel allows it before it sets `EXIT_COUNT`).
+#[inline(always)]
+fn current_nr() -> u64 {
+    // SAFETY: helpers on the current task; the verifier checks the BTF
+    // pointer types. The saved registers stay valid while the task runs.
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u64;
+    if regs.is_null() {
+        return u64::MAX - 1;
+    }
+    // SAFETY: a pt_regs of the current task; NR_WORD is inside it. The
+    // verifier turns the load into a fault-safe one.
+    let nr = unsafe { core::ptr::read_volatile(regs.add(regs::NR_WORD)) };
+    #[cfg(bpf_target_arch = "aarch64")]
+    let nr = nr & 0xffff_ffff;
+    nr
+}
+
+/// Count mode with one syscall program: the call is counted as it returns,
+/// its number read from the saved registers. What entry used to do for the
+/// launched command (its set-up is not counted until it calls execve) and
+/// for frozen or killed trees happens here instead.
+#[inline(always)]
+fn count_at_exit(ctx: &RawTracePointContext, pid_tgid: u64, entry: u64, c: &Config) {
+    let ret: i64 = ctx.arg(1);
+    let mut nr = current_nr();
+    if nr == regs::NO_NR {
+        // rt_sigreturn restores the interrupted registers and clears the
+        // saved number: the only call that returns without one.
+        nr = u64::from(c.nr.rt_sigreturn);
+    } else if ret == 0 && c.nr.is_fork(nr) {
+        // A new task's first return from fork or clone (to the parent the
+        // call returns the child's id): one call, counted in the parent.
+        return;
+    }
+    if nr >= u64::from(MAX_SYSCALLS) {
+        return;
+    }
+    let nr = nr as u32;
+    let exec = nr == c.execve_nr || nr == c.execveat_nr;
+    if entry & target::AWAIT_EXEC != 0 {
+        // A launched command before its exec: ai-forensics' own set-up.
+        // The workload starts with execve (counted, whatever it returns).
+        if !exec {
+            return;
+        }
+        let tgid = (pid_tgid >> 32) as u32;
+        let _ = TARGETS.set(tgid, (entry & !target::AWAIT_EXEC) | target::LAUNCH_EXEC, 0);
+    }
+    // An image held at its exec is let go by user space before it may make
+    // a call; its own execve returning is not one.
+    let held = if exec { 0 } else { target::HELD };
+    if entry & (target::FROZEN | target::KILLED | held) != 0 {
+        super::enforce::tree_signal(entry & !(target::HELD & !held));
+    }
+    count_call(
+        nr,
+        pid_tgid,
+        c.flags,
+        target::generation(entry),
+        is_error(ret),
+    );
+    if c.flags & (cfg::DENY_FILES | cfg::AI_MARK) != 0
+        && ret >= 0
+        && spec_of(nr).flags & spec::FD_OPEN != 0
+    {
+        super::identity::opened(ctx.arg(0), nr, ret, pid_tgid, entry);
+    }
+}
+
+/// Count mode at exit: `exit` and `exit_group` never return, so a task that
+/// leaves through one of them is counted as it exits (the number is still
+/// in its saved registers; a task killed by a signal has another there).
+#[inline(always)]
+pub fn count_exiting(pid_tgid: u64, entry: u64) {
+    let c = config::get();
+    if entry & target::AWAIT_EXEC != 0 {
+        return;
+    }
+    let nr = current_nr();
+    if nr != u64::from(c.nr.exit) && nr != u64::from(c.nr.exit_group) {
+        return;
+    }
+    count_call(
+        nr as u32,
+        pid_tgid,
+        c.flags,
+        target::generation(entry),
+        false,
+    );
+}
+
+/// One call of `nr`, and whether it failed, in the totals and (when kept)
+/// the thread's counts.
+#[inline(always)]
+fn count_call(nr: u32, pid_tgid: u64, flags: u32, generation: u32, err: bool) {
+    if let Some(st) = STATS.get_ptr_mut(nr) {
+        // SAFETY: per-CPU slot, preemption is disabled while programs run.
+        let st = unsafe { &mut *st };
+        st.count += 1;
+        if err {
+            st.errors += 1;
+        }
+    }
+    if flags & cfg::PER_PROC == 0 {
+        return;
+    }
+    let key = ProcKey {
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        nr,
+        generation,
+    };
+    if let Some(p) = PROC_STATS.get_ptr_mut(key) {
+        // SAFETY: per-CPU value, preemption is disabled while programs run.
+        let p = unsafe { &mut *p };
+        p.count += 1;
+        if err {
+            p.errors += 1;
+        }
+    } else {
+        let v = ProcStat {
+            count: 1,
+            errors: u64::from(err),
+            total_ns: 0,
+        };
+        if PROC_STATS.insert(key, v, 0).is_err() {
+            count_drop(drop::PROC_STATS_FULL);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: workload <getppid N | read-zero N | mix N DIR | tree N | orphan N | open PATH... | spin-open MS PATH... | \
          dup DIR | flood SECONDS | threads T N | exec-sh | sleep MS | spin-getppid N MS | rate PER_SEC SECONDS [SPIN_MS] | \
-         timed getppid|read-zero N CPU | mimic NAME N | open-many N DIR | dup-many N | churn N>"
+         timed getppid|read-zero N CPU | mimic NAME N | open-many N DIR | dup-many N | churn N | signals N>"
     );
     exit(2)
 }
@@ -110,6 +110,24 @@ fn churn(n: u64) {
         let pid = fork_child(|| {});
         // SAFETY: reaping our own child; no status wanted.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {}
+
+/// N signals to itself, each caught by an empty handler: N tgkill and N
+/// rt_sigreturn calls (the one call that returns without its number in
+/// the saved registers), after one rt_sigaction.
+fn signals(n: u64) {
+    // SAFETY: a zeroed sigaction with a handler that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigaction(libc::SIGUSR1, &raw const sa, std::ptr::null_mut());
+        let (pid, tid) = (libc::getpid(), libc::syscall(libc::SYS_gettid));
+        for _ in 0..n {
+            libc::syscall(libc::SYS_tgkill, pid, tid, libc::SIGUSR1);
+        }
     }
 }
 
@@ -343,6 +361,7 @@ fn main() {
         "tree" => tree(num(args.get(2))),
         "orphan" => orphan(num(args.get(2))),
         "churn" => churn(num(args.get(2))),
+        "signals" => signals(num(args.get(2))),
         "open" => open_paths(&args[2..]),
         "spin-open" => {
             // Spins MS milliseconds (no syscalls), then opens the paths.

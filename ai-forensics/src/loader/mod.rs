@@ -119,8 +119,27 @@ pub struct Probes {
     /// Whether the BPF LSM programs are loaded (deny rules prevent in the
     /// kernel's security hooks), or why not.
     pub lsm: std::result::Result<(), String>,
+    /// Whether count mode counts every call at its exit with one syscall
+    /// program (`sys_enter` not attached), or why not.
+    pub exit_count: std::result::Result<(), String>,
     /// This kernel's io_uring submission tracepoint.
     uring_submit: &'static str,
+}
+
+/// This architecture's numbers of the calls count mode at exit treats
+/// specially.
+fn call_nrs() -> ai_forensics_common::CallNrs {
+    let n = |name| crate::syscall::table::number(name).unwrap_or(u32::MAX);
+    ai_forensics_common::CallNrs {
+        exit: n("exit"),
+        exit_group: n("exit_group"),
+        rt_sigreturn: n("rt_sigreturn"),
+        clone: n("clone"),
+        clone3: n("clone3"),
+        fork: n("fork"),
+        vfork: n("vfork"),
+        _pad: 0,
+    }
 }
 
 /// The BPF LSM programs and their hooks.
@@ -203,14 +222,19 @@ fn attach_raw(prog: &mut aya::programs::Program, name: &str, tp: &str) -> Result
 /// Loads the object and attaches only the empty programs on the syscall raw
 /// tracepoints: the cost floor of any raw-tracepoint tracer, for the
 /// benchmarks. They stay attached while the value lives.
-pub fn attach_floor() -> Result<Ebpf> {
+pub fn attach_floor(exit_only: bool) -> Result<Ebpf> {
     privilege::check()?;
     privilege::raise_memlock();
     let mut ebpf = EbpfLoader::new()
         .btf(None)
         .load(OBJECT)
         .map_err(|e| bpf_err("loading the eBPF object", e))?;
-    for (name, tp) in [("floor_exit", "sys_exit"), ("floor_enter", "sys_enter")] {
+    let programs: &[(&str, &str)] = if exit_only {
+        &[("floor_exit", "sys_exit")]
+    } else {
+        &[("floor_exit", "sys_exit"), ("floor_enter", "sys_enter")]
+    };
+    for (name, tp) in programs {
         let prog = ebpf
             .program_mut(name)
             .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?;
@@ -240,7 +264,36 @@ where
 
 impl Probes {
     /// Loads the programs with `opts`, attaches them and returns the maps.
+    ///
+    /// Count mode without timing counts every call at its exit with one
+    /// syscall program when the kernel lets the exit hook read a task's
+    /// saved registers (BTF task pointers, 5.15+); otherwise at entry, with
+    /// the reason kept in [`Probes::exit_count`].
     pub fn load(opts: &LoadOptions) -> Result<Self> {
+        use ai_forensics_common::config as cfg;
+        if opts.flags & (cfg::TIMING | cfg::EVENTS | cfg::DENY) == 0 {
+            let exit_only = LoadOptions {
+                flags: opts.flags | cfg::EXIT_COUNT,
+                ..opts.clone()
+            };
+            match Self::load_with(&exit_only)? {
+                Ok(p) => return Ok(p),
+                Err(why) => {
+                    tracing::debug!("counting at syscall entry: {why}");
+                    let mut p = Self::load_with(opts)?.map_err(Error::Environment)?;
+                    p.exit_count = Err(why);
+                    return Ok(p);
+                }
+            }
+        }
+        let mut p = Self::load_with(opts)?.map_err(Error::Environment)?;
+        p.exit_count = Err("timing, events or entry rules need the entry hook".into());
+        Ok(p)
+    }
+
+    /// The programs loaded with `opts`; the inner error says why the
+    /// kernel refused the count-at-exit hook.
+    fn load_with(opts: &LoadOptions) -> Result<std::result::Result<Self, String>> {
         privilege::check()?;
         privilege::raise_memlock();
         tracefs::ensure_mounted()?;
@@ -273,6 +326,7 @@ impl Probes {
             task_tgid_off: offsets.tgid,
             execve_nr: crate::syscall::table::number("execve").unwrap_or(u32::MAX),
             execveat_nr: crate::syscall::table::number("execveat").unwrap_or(u32::MAX),
+            nr: call_nrs(),
             off,
             // The openat number also names the BPF LSM's refused opens.
             uring: uring.unwrap_or(ai_forensics_common::UringOffsets {
@@ -307,6 +361,23 @@ impl Probes {
         let lost_by_tree = take(&mut ebpf, maps::LOST_BY_TREE)?;
         let cgroups = take(&mut ebpf, maps::CGROUPS)?;
         let events = take(&mut ebpf, maps::EVENTS)?;
+        if flags & ai_forensics_common::config::EXIT_COUNT != 0 {
+            // The exit hook reads the exiting task's registers through a BTF
+            // task pointer: verified now, so a kernel without it counts at
+            // entry instead.
+            let name = "tracepoint_sched_process_exit";
+            let p: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?
+                .try_into()
+                .map_err(|e| bpf_err(format!("program {name}"), e))?;
+            if let Err(e) = p.load() {
+                return Ok(Err(format!(
+                    "the kernel refused the task-exit hook that reads the saved syscall number ({})",
+                    bpf_err("verifying", e)
+                )));
+            }
+        }
         // Prevention in the security hooks, where the kernel allows it.
         let lsm = if flags
             & (ai_forensics_common::config::DENY_FILES | ai_forensics_common::config::DENY_EXES)
@@ -319,7 +390,7 @@ impl Probes {
         if let Err(why) = &lsm {
             tracing::debug!("BPF LSM not used: {why}");
         }
-        Ok(Self {
+        Ok(Ok(Self {
             _ebpf: ebpf,
             targets,
             specs,
@@ -332,8 +403,9 @@ impl Probes {
             pid_max,
             flags,
             lsm,
+            exit_count: Ok(()),
             uring_submit,
-        })
+        }))
     }
 
     /// Attaches every program. Call after the maps are set up.
@@ -369,6 +441,15 @@ impl Probes {
             {
                 continue;
             }
+            if matches!(
+                *name,
+                "raw_tracepoint_sys_enter" | "raw_tracepoint_sched_switch"
+            ) && self.flags & ai_forensics_common::config::EXIT_COUNT != 0
+            {
+                // Counting at exit: nothing is remembered between entry and
+                // exit, so neither the entry hook nor the slot hand-over runs.
+                continue;
+            }
             let prog = self
                 ._ebpf
                 .program_mut(name)
@@ -384,8 +465,10 @@ impl Probes {
                     let p: &mut TracePoint = prog
                         .try_into()
                         .map_err(|e| bpf_err(format!("program {name}"), e))?;
-                    p.load()
-                        .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
+                    match p.load() {
+                        Ok(()) | Err(aya::programs::ProgramError::AlreadyLoaded) => {}
+                        Err(e) => return Err(bpf_err(format!("verifying {name}"), e)),
+                    }
                     p.attach(cat, tp)
                         .map_err(|e| bpf_err(format!("attaching tracepoint {cat}:{tp}"), e))?;
                 }

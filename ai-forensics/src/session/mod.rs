@@ -547,6 +547,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let drops = probes.read_drops()?;
     let uring = probes.read_uring()?;
     let lsm = probes.lsm.clone();
+    let counting = probes.exit_count.clone();
     let per_thread = if opts.per_process {
         summary::read_per_thread(&probes)
     } else {
@@ -579,6 +580,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         store: None,
         store_failed: writer_stats.lock().map_or(0, |w| w.failed),
         uring,
+        counting,
         policy: policy_summary(&consumer, &analyser_stats, analyser_dropped).map(|mut v| {
             v["prevention"] = match (&lsm, &prevention) {
                 (Ok(()), _) => json!({"mechanism": "lsm"}),

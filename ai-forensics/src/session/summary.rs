@@ -164,6 +164,9 @@ pub struct Report<'a> {
     /// io_uring operations by opcode (`None`: this kernel has no io_uring
     /// tracepoints, so io_uring was not seen).
     pub uring: Option<Vec<ai_forensics_common::UringStat>>,
+    /// Whether calls were counted at their exit by one syscall program, or
+    /// why at entry.
+    pub counting: std::result::Result<(), String>,
 }
 
 /// The io_uring rows (opcodes used) as JSON.
@@ -308,6 +311,10 @@ impl Report<'_> {
             "exit_status": status_json(self.child_status),
             "policy": self.policy,
             "io_uring": uring_json(self.uring.as_deref()),
+            "counting": match &self.counting {
+                Ok(()) => json!({"at": "exit", "hooks": ["sys_exit", "sched_process_exit"]}),
+                Err(why) => json!({"at": "entry", "hooks": ["sys_enter", "sys_exit"], "why": why}),
+            },
         });
         Detail {
             head,
