@@ -87,6 +87,15 @@ pub const CONFIGS: &[Config] = &[
         None,
     ),
     cfg(
+        "floor_exit",
+        "one empty program on sys_exit (one-program floor)",
+        1,
+        Ready::Marker("floor programs attached"),
+        false,
+        Parse::None,
+        None,
+    ),
+    cfg(
         "count",
         "ai-forensics count mode",
         1,
@@ -198,6 +207,7 @@ fn argv(ctx: &Ctx, c: &Config, pid: u32, kind: &str) -> Option<Vec<String>> {
     Some(match c.key {
         "bare" => return None,
         "floor" => vec![bin, "bench-floor".into()],
+        "floor_exit" => vec![bin, "bench-floor".into(), "--exit-only".into()],
         "count" => ours(&["--mode", "count", "--no-store"]),
         "count_latency" => ours(&["--mode", "count", "--latency", "--no-store"]),
         "events_jsonl" => ours(&[
@@ -350,6 +360,9 @@ pub fn run(ctx: &Ctx, available: &dyn Fn(&Config) -> Result<(), String>) -> Valu
         let floor_added = samples
             .get("floor")
             .map_or(f64::NAN, |v| stats::median(v) - bare);
+        let bcc_added = samples
+            .get("bcc_syscount")
+            .map_or(f64::NAN, |v| stats::median(v) - bare);
         let mut rows = Vec::new();
         for c in CONFIGS {
             let n = base_calls(ctx, kind) / c.scale;
@@ -363,6 +376,9 @@ pub fn run(ctx: &Ctx, available: &dyn Fn(&Config) -> Result<(), String>) -> Valu
                 row["added_ns"] = json!(m - bare);
                 if c.key != "bare" && c.key != "floor" && floor_added > 0.0 {
                     row["ratio_to_floor"] = json!((m - bare) / floor_added);
+                }
+                if c.key != "bare" && c.key != "bcc_syscount" && bcc_added > 0.0 {
+                    row["ratio_to_bcc"] = json!((m - bare) / bcc_added);
                 }
                 if let Some(s) = counted.get(c.key) {
                     row["counted"] = json!(s);
@@ -382,7 +398,7 @@ pub fn run(ctx: &Ctx, available: &dyn Fn(&Config) -> Result<(), String>) -> Valu
 /// programs are attached, or while ai-forensics traces a sleeping process.
 pub fn untraced(ctx: &Ctx) -> Value {
     println!("== tax on untraced processes ==");
-    let keys = ["bare", "floor", "count", "events_jsonl"];
+    let keys = ["bare", "floor", "floor_exit", "count", "events_jsonl"];
     let configs: Vec<&Config> = CONFIGS.iter().filter(|c| keys.contains(&c.key)).collect();
     let mut samples: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut failed: BTreeMap<&str, String> = BTreeMap::new();
@@ -411,14 +427,21 @@ pub fn untraced(ctx: &Ctx) -> Value {
         }
     }
     let bare = samples.get("bare").map_or(f64::NAN, |v| stats::median(v));
+    let floor_added = samples
+        .get("floor")
+        .map_or(f64::NAN, |v| stats::median(v) - bare);
     let rows: Vec<Value> = configs
         .iter()
         .map(|c| {
             let mut row = json!({"key": c.key, "label": c.label, "calls": n});
             if let Some(v) = samples.get(c.key) {
+                let added = stats::median(v) - bare;
                 row["samples_ns"] = json!(v);
                 row["median_ns"] = json!(stats::median(v));
-                row["added_ns"] = json!(stats::median(v) - bare);
+                row["added_ns"] = json!(added);
+                if c.key != "bare" && c.key != "floor" && floor_added > 0.0 {
+                    row["ratio_to_floor"] = json!(added / floor_added);
+                }
             }
             if let Some(e) = failed.get(c.key) {
                 row["unavailable"] = json!(e);

@@ -51,7 +51,32 @@ fn number_after(out: &str, marker: &str, before: &str) -> Option<f64> {
     })
 }
 
-/// Median of at least 10 alternating runs (3 with `--quick`).
+/// The slowdown of `key` in each round against the bare run of the same
+/// round (rounds alternate the configurations, so a drift of the machine
+/// hits both), in percent: its median and 95% interval.
+fn paired(
+    rounds: &BTreeMap<&str, BTreeMap<usize, f64>>,
+    key: &str,
+    slowdown: fn(bare: f64, traced: f64) -> f64,
+) -> Value {
+    let (Some(bare), Some(traced)) = (rounds.get("bare"), rounds.get(key)) else {
+        return Value::Null;
+    };
+    let d: Vec<f64> = traced
+        .iter()
+        .filter_map(|(r, t)| bare.get(r).map(|b| slowdown(*b, *t)))
+        .collect();
+    let ci = stats::median_ci95(&d);
+    json!({
+        "pairs": d.len(),
+        "median_percent": stats::median(&d),
+        "ci95_percent": ci.map(|(lo, hi)| [lo, hi]),
+        "distinguishable_from_zero": ci.map(|(lo, hi)| lo > 0.0 || hi < 0.0),
+    })
+}
+
+/// Medians of 20 alternating runs (3 with `--quick`), and each traced
+/// configuration's per-round slowdown against bare with its 95% interval.
 pub fn run(ctx: &Ctx) -> Value {
     println!("== PyTorch workloads ==");
     let py = "/usr/bin/python3".to_owned();
@@ -74,10 +99,12 @@ pub fn run(ctx: &Ctx) -> Value {
         "--model".into(),
         out.join("model.pt").display().to_string(),
     ];
-    let rounds = if ctx.quick { 3 } else { 10 };
+    let rounds = if ctx.quick { 3 } else { 20 };
     let mut steps_s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut predict_s: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut errors: BTreeMap<&str, String> = BTreeMap::new();
+    let mut train_by_round: BTreeMap<&str, BTreeMap<usize, f64>> = BTreeMap::new();
+    let mut predict_by_round: BTreeMap<&str, BTreeMap<usize, f64>> = BTreeMap::new();
     for round in 0..rounds {
         for (key, label) in CONFIGS {
             let t = command(ctx, key, &train).output();
@@ -98,6 +125,8 @@ pub fn run(ctx: &Ctx) -> Value {
                             );
                             steps_s.entry(key).or_default().push(s);
                             predict_s.entry(key).or_default().push(w);
+                            train_by_round.entry(key).or_default().insert(round, s);
+                            predict_by_round.entry(key).or_default().insert(round, w);
                         }
                         _ => {
                             errors.insert(
@@ -140,6 +169,12 @@ pub fn run(ctx: &Ctx) -> Value {
                 row["predictions_wall_s"] =
                     json!({"samples": v, "median": m, "min": stats::min(v), "max": stats::max(v)});
                 row["predictions_slowdown_percent"] = json!((m / bare_wall - 1.0) * 100.0);
+            }
+            if *key != "bare" {
+                // Fewer steps per second, or more seconds, is slower.
+                row["train_paired"] = paired(&train_by_round, key, |b, t| (b / t - 1.0) * 100.0);
+                row["predictions_paired"] =
+                    paired(&predict_by_round, key, |b, t| (t / b - 1.0) * 100.0);
             }
             if let Some(e) = errors.get(key) {
                 row["error"] = json!(e);

@@ -187,8 +187,10 @@ fn show(t: &Value) {
     );
 }
 
-/// Climbs the ladder with short trials, then confirms the best rate with a
-/// long one (stepping down when the long one loses).
+/// Climbs the whole ladder (up to 2M events/s) with short trials, so the
+/// share delivered above the limit is shown too, then confirms the best
+/// rate below the first loss with a long one (stepping down when the long
+/// one loses).
 fn max_rate(ctx: &Ctx, sink: Sink) -> Value {
     let (search, confirm) = if ctx.quick { (3, 5) } else { (10, 60) };
     let mut trials = Vec::new();
@@ -201,14 +203,17 @@ fn max_rate(ctx: &Ctx, sink: Sink) -> Value {
                 let ok = t["zero_loss"] == true;
                 let kept_pace = t["achieved_rate"].as_f64().unwrap_or(0.0) >= 0.95 * *r as f64;
                 trials.push(t);
-                if ok && kept_pace {
+                if ok && kept_pace && limit.is_none() {
                     best = Some(i);
-                } else {
+                } else if limit.is_none() {
                     limit = Some(if ok {
                         "the workload could not go faster"
                     } else {
                         "loss"
                     });
+                }
+                if !kept_pace {
+                    // The workload's own ceiling: higher rungs would repeat it.
                     break;
                 }
             }
