@@ -1,6 +1,7 @@
 //! The seed's tracer, for real: exact counts, start-up hygiene, PyTorch.
 use ai_forensics_integration::{
-    af_json, count, our_programs, python, require_root, root, summary, syscalls, tempdir, workload,
+    af, af_json, count, our_programs, python, require_root, root, summary, syscalls, tempdir,
+    workload,
 };
 
 #[test]
@@ -102,6 +103,52 @@ fn count_mode_at_exit_is_exact_for_calls_that_do_not_return_normally() {
     assert_eq!(churn["clone"].0, 200);
     assert_eq!(churn["exit_group"].0, 201);
     assert_eq!(churn["wait4"].0, 200);
+}
+
+/// `doctor` probes this kernel: what ai-forensics needs is here, every
+/// feature says what it is for, a refused one says how the kernel refused,
+/// and the session record carries the same answers.
+#[test]
+fn doctor_probes_the_kernel_and_the_session_record_carries_it() {
+    require_root();
+    let r = af(&["doctor", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("doctor --json");
+    let features = v["features"].as_array().expect("features");
+    let get = |name: &str| {
+        features
+            .iter()
+            .find(|f| f["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {features:?}"))
+    };
+    for name in ["kernel BTF", "ring buffer", "raw tracepoints"] {
+        assert_eq!(get(name)["required"], true);
+        assert_eq!(get(name)["available"], true, "{name}");
+    }
+    for f in features {
+        assert!(!f["used_for"].as_str().unwrap().is_empty());
+        if f["available"] == false {
+            assert!(!f["detail"].as_str().unwrap().is_empty(), "why not: {f}");
+        }
+    }
+    // This host runs count mode with one program, so the summary says so.
+    assert_eq!(get("BTF task pointers")["available"], true);
+    let text = af(&["doctor"]);
+    assert!(
+        text.stdout.contains("seccomp user notification"),
+        "{}",
+        text.stdout
+    );
+    let w = workload();
+    let (recs, _) = af_json(&["run", "--", w.to_str().unwrap(), "getppid", "10"]);
+    let session = recs
+        .iter()
+        .find(|r| r["type"] == "session")
+        .expect("session");
+    let kf = &session["detail"]["kernel_features"];
+    for f in features {
+        assert_eq!(kf[f["name"].as_str().unwrap()], f["available"], "{f}");
+    }
 }
 
 #[test]

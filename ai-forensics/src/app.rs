@@ -55,6 +55,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             print!("{}", crate::output::schema::SCHEMA);
             Ok(0)
         }
+        Command::Doctor { json } => {
+            let f = crate::loader::features::probe();
+            if json {
+                println!("{}", serde_json::json!({ "features": f }));
+            } else {
+                print!("{}", crate::loader::features::table(&f));
+            }
+            Ok(u8::from(f.iter().any(|x| x.required && !x.available)))
+        }
         Command::Syscalls => {
             list_syscalls();
             Ok(0)

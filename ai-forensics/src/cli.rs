@@ -92,6 +92,13 @@ pub enum Command {
     Schema,
     /// List syscall names and the groups accepted by --syscalls.
     Syscalls,
+    /// Probe this kernel's eBPF and enforcement features and say what each
+    /// missing one costs.
+    Doctor {
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run as a service: trace what the configuration selects, record,
     /// serve metrics, export, and reload the configuration on SIGHUP.
     Agent(AgentArgs),

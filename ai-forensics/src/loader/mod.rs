@@ -6,6 +6,7 @@
 //! it (normal exit, error, or panic unwinding) detaches everything, and the
 //! kernel does the same if the process is killed, since nothing is pinned.
 pub mod btf;
+pub mod features;
 pub mod privilege;
 pub mod tracefs;
 
@@ -296,6 +297,9 @@ impl Probes {
     fn load_with(opts: &LoadOptions) -> Result<std::result::Result<Self, String>> {
         privilege::check()?;
         privilege::raise_memlock();
+        if let Some(why) = features::missing_required() {
+            return Err(Error::Environment(why));
+        }
         tracefs::ensure_mounted()?;
         let pid_max = pid_max()?;
         let offsets = btf::task_offsets()?;

@@ -871,6 +871,10 @@ fn session_detail(opts: &Options, clock: &Clock) -> serde_json::Value {
         "ring_buffer_bytes": opts.ring_bytes,
         "latency": opts.latency,
         "flight_recorder_ns": opts.flight_recorder.map(|d| d.as_nanos() as u64),
+        "kernel_features": crate::loader::features::probe()
+            .into_iter()
+            .map(|f| (f.name, f.available))
+            .collect::<std::collections::BTreeMap<_, _>>(),
     })
 }
 
