@@ -128,7 +128,7 @@ pub fn targets(r: &Value) -> Value {
             .into_iter()
             .flatten()
             .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))));
-        t.push(target(
+        let mut v = target(
             &format!("PyTorch: at most {lim}% slowdown in {name} mode (median of paired rounds)"),
             worst,
             lim,
@@ -139,7 +139,37 @@ pub fn targets(r: &Value) -> Value {
                 paired_text(&train),
                 paired_text(&pred)
             ),
-        ));
+        );
+        // Judged on the intervals: met when both upper bounds are within
+        // the limit, missed when a lower bound is above it, else the runs
+        // cannot tell.
+        let bounds = |p: &Value| {
+            let a = p["ci95_percent"].as_array()?;
+            Some((f(a.first()?)?, f(a.get(1)?)?))
+        };
+        if let (Some(a), Some(b)) = (bounds(&train), bounds(&pred)) {
+            let (lo, hi) = (a.0.max(b.0), a.1.max(b.1));
+            let (met, status) = if hi <= lim {
+                (json!(true), "met (95% intervals within the limit)".to_owned())
+            } else if lo > lim {
+                (json!(false), format!("missed (a 95% interval starts at {lo:.2}%)"))
+            } else {
+                (
+                    Value::Null,
+                    format!(
+                        "inconclusive: the 95% intervals reach {hi:.2}% and include the limit{}",
+                        if a.0 <= 0.0 && b.0 <= 0.0 {
+                            "; not distinguishable from zero"
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            };
+            v["met"] = met;
+            v["status"] = json!(status);
+        }
+        t.push(v);
     }
     let rss: Vec<(String, f64)> = r["agent"]
         .as_object()
@@ -565,7 +595,10 @@ mod tests {
         assert_eq!(by(1), "met");
         assert_eq!(by(2), "met");
         assert_eq!(by(3), "missed: 50% of the target");
-        assert_eq!(by(4), "met");
+        assert_eq!(
+            by(4),
+            "inconclusive: the 95% intervals reach 2.00% and include the limit"
+        );
         assert!(
             t[4]["detail"].as_str().unwrap().contains(
                 "0.50% (95% CI -1.00% to 2.00%, 20 pairs: not distinguishable from zero)"
