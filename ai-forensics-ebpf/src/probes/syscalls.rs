@@ -178,7 +178,7 @@ fn sys_enter(ctx: &RawTracePointContext) {
     }
     let c = config::get();
     if c.flags & cfg::PER_PROC != 0 {
-        proc_count(pid_tgid, nr, target::generation(entry));
+        proc_count(pid_tgid, nr, target::generation(entry), false);
     }
     let sp = if c.flags & cfg::EVENTS != 0 {
         spec_of(nr)
@@ -280,8 +280,9 @@ pub fn raw_tracepoint_sched_switch(_ctx: RawTracePointContext) -> i32 {
     0
 }
 
+/// One call of `nr` by the thread, and whether it failed, in its counts.
 #[inline(always)]
-fn proc_count(pid_tgid: u64, nr: u32, generation: u32) {
+fn proc_count(pid_tgid: u64, nr: u32, generation: u32, err: bool) {
     let key = ProcKey {
         tgid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
@@ -290,11 +291,15 @@ fn proc_count(pid_tgid: u64, nr: u32, generation: u32) {
     };
     if let Some(p) = PROC_STATS.get_ptr_mut(key) {
         // SAFETY: per-CPU value, preemption is disabled while programs run.
-        unsafe { (*p).count += 1 };
+        let p = unsafe { &mut *p };
+        p.count += 1;
+        if err {
+            p.errors += 1;
+        }
     } else {
         let v = ProcStat {
             count: 1,
-            errors: 0,
+            errors: u64::from(err),
             total_ns: 0,
         };
         if PROC_STATS.insert(key, v, 0).is_err() {
@@ -586,31 +591,8 @@ fn count_call(nr: u32, pid_tgid: u64, flags: u32, generation: u32, err: bool) {
             st.errors += 1;
         }
     }
-    if flags & cfg::PER_PROC == 0 {
-        return;
-    }
-    let key = ProcKey {
-        tgid: (pid_tgid >> 32) as u32,
-        tid: pid_tgid as u32,
-        nr,
-        generation,
-    };
-    if let Some(p) = PROC_STATS.get_ptr_mut(key) {
-        // SAFETY: per-CPU value, preemption is disabled while programs run.
-        let p = unsafe { &mut *p };
-        p.count += 1;
-        if err {
-            p.errors += 1;
-        }
-    } else {
-        let v = ProcStat {
-            count: 1,
-            errors: u64::from(err),
-            total_ns: 0,
-        };
-        if PROC_STATS.insert(key, v, 0).is_err() {
-            count_drop(drop::PROC_STATS_FULL);
-        }
+    if flags & cfg::PER_PROC != 0 {
+        proc_count(pid_tgid, nr, generation, err);
     }
 }
 

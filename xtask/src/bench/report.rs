@@ -150,9 +150,15 @@ pub fn targets(r: &Value) -> Value {
         if let (Some(a), Some(b)) = (bounds(&train), bounds(&pred)) {
             let (lo, hi) = (a.0.max(b.0), a.1.max(b.1));
             let (met, status) = if hi <= lim {
-                (json!(true), "met (95% intervals within the limit)".to_owned())
+                (
+                    json!(true),
+                    "met (95% intervals within the limit)".to_owned(),
+                )
             } else if lo > lim {
-                (json!(false), format!("missed (a 95% interval starts at {lo:.2}%)"))
+                (
+                    json!(false),
+                    format!("missed (a 95% interval starts at {lo:.2}%)"),
+                )
             } else {
                 (
                     Value::Null,
