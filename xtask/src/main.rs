@@ -20,6 +20,7 @@ mod setup;
 mod soak;
 mod test;
 mod util;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -80,6 +81,13 @@ enum Task {
         /// Skip the unit tests.
         #[arg(long)]
         integration_only: bool,
+        /// Run the integration tests under another kernel in a virtme-ng VM
+        /// instead (6.1, 6.12 or all; a documented subset unless --full).
+        #[arg(long, value_name = "KERNEL")]
+        kernel: Option<String>,
+        /// With --kernel: every integration test, not the subset.
+        #[arg(long, requires = "kernel")]
+        full: bool,
     },
 }
 
@@ -122,10 +130,12 @@ fn main() -> anyhow::Result<()> {
         Task::Test {
             filter,
             integration_only,
+            kernel,
+            full,
         } => {
             setup::ensure()?;
             services::ensure()?;
-            test::run(filter.as_deref(), integration_only)
+            test::run(filter.as_deref(), integration_only, kernel.as_deref(), full)
         }
     }
 }

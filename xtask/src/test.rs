@@ -2,9 +2,14 @@
 //! which load the real programs into the kernel and therefore run as root.
 use crate::util::{self, cmd, root};
 
-/// `cargo xtask test [FILTER] [--integration-only]`.
-pub fn run(filter: Option<&str>, integration_only: bool) -> anyhow::Result<()> {
-    if !integration_only {
+/// `cargo xtask test [FILTER] [--integration-only] [--kernel K [--full]]`.
+pub fn run(
+    filter: Option<&str>,
+    integration_only: bool,
+    kernel: Option<&str>,
+    full: bool,
+) -> anyhow::Result<()> {
+    if !integration_only && kernel.is_none() {
         println!("== unit tests ==");
         util::run(cmd("cargo").args([
             "test",
@@ -50,16 +55,22 @@ pub fn run(filter: Option<&str>, integration_only: bool) -> anyhow::Result<()> {
             && v["profile"]["test"] == true
             && let Some(exe) = v["executable"].as_str()
         {
-            tests.push(exe.to_owned());
+            let name = v["target"]["name"].as_str().unwrap_or("").to_owned();
+            tests.push((name, exe.to_owned()));
         }
     }
     if tests.is_empty() {
         anyhow::bail!("no integration test binaries were built");
     }
+    if let Some(k) = kernel {
+        let tests: Vec<(String, std::path::PathBuf)> =
+            tests.into_iter().map(|(n, e)| (n, e.into())).collect();
+        return crate::vm::run(k, full, &tests);
+    }
     let bin_dir = root().join("target").join("release");
     println!("== integration tests (as root, one at a time) ==");
     let mut failed = Vec::new();
-    for t in &tests {
+    for (_, t) in &tests {
         let mut c = util::as_root(t);
         c.env("AI_FORENSICS_BIN", bin_dir.join("ai-forensics"))
             .env("AI_FORENSICS_WORKLOAD", bin_dir.join("workload"))
