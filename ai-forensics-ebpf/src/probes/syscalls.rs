@@ -5,10 +5,14 @@
 //! TP_PROTO(struct pt_regs *regs, long ret)  // sys_exit
 //! ```
 //!
-//! Entry counts the call and, when it must be timed or streamed, remembers
-//! it in `INFLIGHT` keyed by thread id. Exit counts errors and latency and
-//! streams the record with the arguments saved at entry and the strings and
-//! structures read from user memory at exit.
+//! Count mode without timing (`EXIT_COUNT`) attaches only `sys_exit`: each
+//! call is counted as it returns (`count_at_exit`), `exit`/`exit_group`
+//! as the task exits (`count_exiting`).
+//!
+//! Otherwise entry counts the call and, when it must be timed or streamed,
+//! remembers it in `INFLIGHT` keyed by thread id. Exit counts errors and
+//! latency and streams the record with the arguments saved at entry and the
+//! strings and structures read from user memory at exit.
 use ai_forensics_common::{
     Config, Inflight, MAX_SYSCALLS, NO_ARG, ProcKey, ProcStat, Slot, SyscallSpec, config as cfg,
     drop, hist_bucket, kind, spec, target,
