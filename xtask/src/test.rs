@@ -9,6 +9,9 @@ pub fn run(
     kernel: Option<&str>,
     full: bool,
 ) -> anyhow::Result<()> {
+    if let Some(k) = kernel {
+        crate::vm::chosen(k)?;
+    }
     if !integration_only && kernel.is_none() {
         println!("== unit tests ==");
         util::run(cmd("cargo").args([

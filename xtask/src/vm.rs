@@ -184,8 +184,11 @@ fn results(out: &Path) -> BTreeMap<String, bool> {
     r
 }
 
-/// `cargo xtask test --kernel WHICH [--full]` with the test binaries built.
-pub fn run(which: &str, full: bool, tests: &[(String, PathBuf)]) -> anyhow::Result<()> {
+/// The kernels `which` names, or a one-line error (checked before anything
+/// is built).
+pub fn chosen(
+    which: &str,
+) -> anyhow::Result<Vec<&'static (&'static str, &'static str, &'static str)>> {
     let chosen: Vec<_> = KERNELS
         .iter()
         .filter(|(short, _, release)| which == "all" || which == *short || which == *release)
@@ -196,6 +199,12 @@ pub fn run(which: &str, full: bool, tests: &[(String, PathBuf)]) -> anyhow::Resu
             KERNELS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
         );
     }
+    Ok(chosen)
+}
+
+/// `cargo xtask test --kernel WHICH [--full]` with the test binaries built.
+pub fn run(which: &str, full: bool, tests: &[(String, PathBuf)]) -> anyhow::Result<()> {
+    let chosen = chosen(which)?;
     ensure_tools()?;
     let mut failed = Vec::new();
     for (short, package, release) in chosen {
