@@ -59,6 +59,8 @@ pub mod maps {
     pub const AI_MARKERS: &str = "AI_MARKERS";
     /// Per-CPU io_uring operation counts by opcode.
     pub const URING_STATS: &str = "URING_STATS";
+    /// `LruHashMap<u32 tid, TlsPending>`: TLS library calls in progress.
+    pub const TLS_PENDING: &str = "TLS_PENDING";
 }
 
 /// Name of the read-only configuration global in the eBPF object.
@@ -111,6 +113,9 @@ pub mod kind {
     /// An io_uring operation of a target completed
     /// ([`UringEvent`](crate::UringEvent)).
     pub const URING: u32 = 53;
+    /// Plaintext a target passed through a TLS library call
+    /// ([`TlsEvent`](crate::TlsEvent) + data).
+    pub const TLS: u32 = 54;
     /// Any process executed a program (watch mode: `--comm`, `--exe`, `--discover`).
     pub const WATCH_EXEC: u32 = 40;
     /// A non-target opened a file (discover mode; [`SyscallEvent`](crate::SyscallEvent) + path).
@@ -1061,6 +1066,122 @@ pub struct GpuPending {
     pub _pad: u32,
 }
 
+/// TLS plaintext capture: the library functions watched by uprobes, and
+/// the layout of the attach cookie.
+pub mod tls {
+    /// `int SSL_write(SSL *, const void *buf, int num)`.
+    pub const SSL_WRITE: u32 = 0;
+    /// `int SSL_read(SSL *, void *buf, int num)`.
+    pub const SSL_READ: u32 = 1;
+    /// `int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written)`.
+    pub const SSL_WRITE_EX: u32 = 2;
+    /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
+    pub const SSL_READ_EX: u32 = 3;
+    /// `ssize_t gnutls_record_send(gnutls_session_t, const void *data, size_t)`.
+    pub const GNUTLS_SEND: u32 = 4;
+    /// `ssize_t gnutls_record_recv(gnutls_session_t, void *data, size_t)`.
+    pub const GNUTLS_RECV: u32 = 5;
+    /// Number of functions.
+    pub const FUNCTIONS: u32 = 6;
+
+    /// Whether the function receives (odd ids) rather than sends.
+    #[inline(always)]
+    #[must_use]
+    pub const fn is_read(func: u32) -> bool {
+        func & 1 == 1
+    }
+
+    /// Whether the byte count is written through the fourth argument.
+    #[inline(always)]
+    #[must_use]
+    pub const fn is_ex(func: u32) -> bool {
+        func == SSL_WRITE_EX || func == SSL_READ_EX
+    }
+
+    /// Whether the function returns a C `int` (OpenSSL) rather than `ssize_t`.
+    #[inline(always)]
+    #[must_use]
+    pub const fn returns_int(func: u32) -> bool {
+        func < GNUTLS_SEND
+    }
+
+    /// Bytes of plaintext in one record; a call's data is split into
+    /// records of at most this size.
+    pub const CHUNK: usize = 4096;
+    /// Most records one call is split into.
+    pub const MAX_CHUNKS: u32 = 16;
+    /// Most bytes captured per call (`MAX_CHUNKS * CHUNK`).
+    pub const MAX_CAPTURE: u32 = MAX_CHUNKS * CHUNK as u32;
+
+    /// The attach cookie: function id in the low byte, capture limit per
+    /// call (bytes) in the high 32 bits.
+    #[inline(always)]
+    #[must_use]
+    pub const fn cookie(func: u32, cap: u32) -> u64 {
+        ((cap as u64) << 32) | func as u64
+    }
+
+    /// More of the call's data was transferred than captured.
+    pub const TRUNCATED: u16 = 1 << 0;
+    /// Reading the buffer failed.
+    pub const READ_FAULT: u16 = 1 << 1;
+    /// The last record of the call.
+    pub const LAST: u16 = 1 << 2;
+}
+
+/// A TLS library call between its entry and its return.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsPending {
+    /// The connection object (`SSL *`, `gnutls_session_t`).
+    pub conn: u64,
+    /// The plaintext buffer.
+    pub buf: u64,
+    /// Where the `_ex` variants write the byte count (0 otherwise).
+    pub out: u64,
+    /// When the call was entered.
+    pub entry_ns: u64,
+    /// Function id ([`tls`]).
+    pub func: u32,
+    /// Capture limit for this call.
+    pub cap: u32,
+}
+
+/// One record of plaintext a TLS library call sent or received, followed by
+/// `len` bytes of data.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsEvent {
+    /// Record header (its time is the call's return).
+    pub hdr: Header,
+    /// The connection object (`SSL *`, `gnutls_session_t`).
+    pub conn: u64,
+    /// When the call was entered.
+    pub entry_ns: u64,
+    /// Bytes the call transferred (all records of the call).
+    pub total: u64,
+    /// Offset of this record's data in the call's data.
+    pub offset: u32,
+    /// Bytes of data following.
+    pub len: u32,
+    /// Function id ([`tls`]).
+    pub func: u16,
+    /// [`tls`] flags.
+    pub flags: u16,
+    /// Target tree id.
+    pub tree: u32,
+}
+
+/// Per-CPU room to build a [`TlsEvent`] and its data.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct TlsScratch {
+    /// The fixed part.
+    pub ev: TlsEvent,
+    /// The data.
+    pub data: [u8; tls::CHUNK],
+}
+
 /// Per-CPU room to build a syscall record and its payload.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -1125,6 +1246,9 @@ const _: () = assert!(core::mem::size_of::<Scratch>() == 128 + PAYLOAD_MAX);
 const _: () = assert!(core::mem::size_of::<DenyRule>() == 24 + deny::PATTERN_MAX);
 const _: () = assert!(core::mem::size_of::<GpuEvent>() == 56);
 const _: () = assert!(core::mem::size_of::<GpuPending>() == 24);
+const _: () = assert!(core::mem::size_of::<TlsPending>() == 40);
+const _: () = assert!(core::mem::size_of::<TlsEvent>() == 64);
+const _: () = assert!(core::mem::size_of::<TlsScratch>() == 64 + tls::CHUNK);
 const _: () = assert!(core::mem::size_of::<DeniedEvent>() == 80 + deny::PATH_MAX);
 // The payload layout needs room for a full blob and two full strings.
 const _: () = assert!(PAYLOAD_MAX >= 256 + 2 * STR_MAX + STR_MAX);
@@ -1188,6 +1312,10 @@ mod pod {
     unsafe impl aya::Pod for super::UringPending {}
     // SAFETY: repr(C), integers and byte arrays only.
     unsafe impl aya::Pod for super::UringEvent {}
+    // SAFETY: repr(C), integers only, no implicit padding (size asserted).
+    unsafe impl aya::Pod for super::TlsPending {}
+    // SAFETY: repr(C), integers only, no implicit padding (size asserted).
+    unsafe impl aya::Pod for super::TlsEvent {}
 }
 
 #[cfg(test)]

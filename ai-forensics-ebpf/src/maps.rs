@@ -2,8 +2,8 @@
 //! real ones (`TARGETS` to pid_max, `EVENTS` to `--ring-buffer`) at load.
 use ai_forensics_common::{
     AI_MARKERS_MAX, AiMarker, DenyRule, GpuPending, Inflight, LossPending, MAX_SYSCALLS, MAX_TREES,
-    ObjDeny, ObjKey, ProcKey, ProcStat, Scratch, Slot, SyscallSpec, SyscallStat, UringPending,
-    UringStat, deny, drop, uring,
+    ObjDeny, ObjKey, ProcKey, ProcStat, Scratch, Slot, SyscallSpec, SyscallStat, TlsPending,
+    TlsScratch, UringPending, UringStat, deny, drop, uring,
 };
 use aya_ebpf::{
     macros::map,
@@ -80,6 +80,14 @@ pub static URING_PENDING: LruHashMap<u64, UringPending> = LruHashMap::with_max_e
 /// Where a pending request is built (too big for the stack).
 #[map]
 pub static URING_SCRATCH: PerCpuArray<UringPending> = PerCpuArray::with_max_entries(1, 0);
+
+/// Targets' TLS library calls in progress, by thread.
+#[map]
+pub static TLS_PENDING: LruHashMap<u32, TlsPending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Where a TLS record is built (too big for the stack).
+#[map]
+pub static TLS_SCRATCH: PerCpuArray<TlsScratch> = PerCpuArray::with_max_entries(1, 0);
 
 /// Adds one to a drop counter.
 #[inline(always)]

@@ -158,6 +158,9 @@ fn agent_cmd(a: &crate::cli::AgentArgs) -> Result<u8> {
         baseline: None,
         hash_artifacts: false,
         gpu_lib: Vec::new(),
+        tls_capture: c.recording.tls_capture,
+        tls_capture_bytes: c.recording.tls_capture_bytes.clone(),
+        tls_binary: Vec::new(),
     };
     let mut opts = options(&r, spec, None)?;
     let host = c.host_name();
@@ -308,7 +311,11 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         Some(ModeArg::Events) => Mode::Events,
         // Asking for events (an event stream, a syscall selection, a flight
         // recorder) means events mode; otherwise the cheap count mode.
-        None if format.is_some() || r.syscalls.is_some() || r.flight_recorder.is_some() => {
+        None if format.is_some()
+            || r.syscalls.is_some()
+            || r.flight_recorder.is_some()
+            || r.tls_capture =>
+        {
             Mode::Events
         }
         None => Mode::Count,
@@ -337,6 +344,15 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
                 .numbers
                 .extend(names.iter().filter_map(|n| table::number(n))),
         }
+    }
+    let tls = tls_options(r, mode)?;
+    if tls.is_some() {
+        // A call's socket is the one its thread reads or writes meanwhile.
+        selection.numbers.extend(
+            crate::tls::SOCKET_IO
+                .iter()
+                .filter_map(|n| table::number(n)),
+        );
     }
     let analyser = analyser_config(r)?;
     let mode_format = match (mode, format) {
@@ -375,6 +391,7 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             .transpose()?,
         hash_artifacts: r.hash_artifacts,
         gpu_libs: check_gpu_libs(&r.gpu_lib)?,
+        tls,
         agent: None,
         flight_recorder: r
             .flight_recorder
@@ -382,6 +399,37 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
             .map(|d| parse_duration("--flight-recorder", d))
             .transpose()?,
     })
+}
+
+fn tls_options(r: &RecordArgs, mode: Mode) -> Result<Option<crate::session::options::TlsOptions>> {
+    if !r.tls_capture {
+        return Ok(None);
+    }
+    if mode == Mode::Count {
+        return Err(Error::usage(
+            "--tls-capture records plaintext: it needs --mode events",
+        ));
+    }
+    let cap = parse_size(&r.tls_capture_bytes)?;
+    let max = u64::from(ai_forensics_common::tls::MAX_CAPTURE);
+    if cap == 0 || u64::from(cap) > max {
+        return Err(Error::usage(format!(
+            "--tls-capture-bytes: {} is not between 1 and {max}",
+            r.tls_capture_bytes
+        )));
+    }
+    for b in &r.tls_binary {
+        if !b.is_file() {
+            return Err(Error::usage(format!(
+                "--tls-binary: {} is not a file",
+                b.display()
+            )));
+        }
+    }
+    Ok(Some(crate::session::options::TlsOptions {
+        capture_bytes: cap,
+        binaries: r.tls_binary.clone(),
+    }))
 }
 
 fn analyser_config(r: &RecordArgs) -> Result<Option<crate::analyser::client::Config>> {

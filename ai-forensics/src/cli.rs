@@ -384,6 +384,20 @@ pub struct RecordArgs {
     /// Also watch CUDA calls in this library (repeatable); libcudart/libcuda found by ldconfig are watched anyway.
     #[arg(long, value_name = "PATH")]
     pub gpu_lib: Vec<PathBuf>,
+    /// Capture the plaintext of the targets' TLS traffic (OpenSSL, GnuTLS; static copies in node, bun, deno) by uprobes, and recognise HTTP exchanges and LLM API calls in it (`tls`, `http`, `llm` records). Credentials are redacted before anything is written. Implies --mode events. Off by default.
+    #[arg(long)]
+    pub tls_capture: bool,
+    /// With --tls-capture: bytes captured per TLS call (the rest is counted, and the call marked truncated), up to 64K.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "16K",
+        requires = "tls_capture"
+    )]
+    pub tls_capture_bytes: String,
+    /// With --tls-capture: also watch this executable or library (repeatable), for TLS libraries linked in statically.
+    #[arg(long, value_name = "PATH", requires = "tls_capture")]
+    pub tls_binary: Vec<PathBuf>,
 }
 
 /// `trace` arguments.

@@ -30,3 +30,4 @@ pub mod state;
 pub mod store;
 pub mod syscall;
 pub mod target;
+pub mod tls;

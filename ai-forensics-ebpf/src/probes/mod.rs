@@ -6,4 +6,5 @@ pub mod identity;
 pub mod lsm;
 pub mod process;
 pub mod syscalls;
+pub mod tls;
 pub mod uring;

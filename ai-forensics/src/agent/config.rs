@@ -82,6 +82,10 @@ pub struct Recording {
     pub per_process: bool,
     /// Exact latency statistics in count mode.
     pub latency: bool,
+    /// Capture TLS plaintext and recognise LLM API calls (events mode; as `--tls-capture`).
+    pub tls_capture: bool,
+    /// Bytes captured per TLS call (as `--tls-capture-bytes`).
+    pub tls_capture_bytes: String,
 }
 
 impl Default for Recording {
@@ -94,6 +98,8 @@ impl Default for Recording {
             flight_recorder: String::new(),
             per_process: false,
             latency: false,
+            tls_capture: false,
+            tls_capture_bytes: "16K".into(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct AiState {
     pub observed: Observed,
     /// Deviations already reported.
     pub deviations: Vec<String>,
+    /// LLM API calls seen in TLS plaintext, per process.
+    pub llm: BTreeMap<u32, LlmUse>,
     cpu_last: HashMap<u32, (u64, u64)>,
 }
 
@@ -57,6 +59,21 @@ fn is_code(path: &[u8]) -> bool {
         || p.contains("site-packages")
         || p.contains("dist-packages")
         || p.contains("lib-dynload")
+}
+
+/// A process's LLM API use (from `--tls-capture`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LlmUse {
+    /// Calls.
+    pub calls: u64,
+    /// Models asked for or answered by.
+    pub models: std::collections::BTreeSet<String>,
+    /// Tool calls the replies asked for, by tool.
+    pub tool_calls: BTreeMap<String, u64>,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
 }
 
 /// The peer of a connected network socket from its fd description.
@@ -72,6 +89,27 @@ fn peer_of(desc: &[u8]) -> Option<String> {
 }
 
 impl AiState {
+    /// An LLM API call of `pid` (strings already escaped).
+    pub fn llm_call(&mut self, pid: u32, c: &crate::tls::llm::Call) {
+        if !self.llm.contains_key(&pid) && self.llm.len() >= 4096 {
+            return;
+        }
+        let u = self.llm.entry(pid).or_default();
+        u.calls += 1;
+        if let Some(m) = &c.model
+            && u.models.len() < 16
+        {
+            u.models.insert(m.clone());
+        }
+        for t in &c.tool_calls {
+            if u.tool_calls.len() < 64 || u.tool_calls.contains_key(&t.name) {
+                *u.tool_calls.entry(t.name.clone()).or_default() += 1;
+            }
+        }
+        u.input_tokens += c.usage.input.unwrap_or(0);
+        u.output_tokens += c.usage.output.unwrap_or(0);
+    }
+
     /// A fresh state comparing with `baseline`, if any.
     #[must_use]
     pub fn new(baseline: Option<Profile>) -> Self {
@@ -359,6 +397,11 @@ impl AiState {
                 .roles
                 .get(&p.pid)
                 .cloned()
+                .or_else(|| {
+                    self.llm
+                        .contains_key(&p.pid)
+                        .then(|| "llm_client".to_owned())
+                })
                 .or_else(|| roles::from_lineage(parent_ai, same_exe, execed).map(str::to_owned))
                 .or_else(|| (c.kind != "unknown").then(|| c.kind.to_owned()));
             if !tl.is_empty() {
@@ -388,6 +431,7 @@ impl AiState {
             "roles": roles,
             "exfiltration": self.exfil.trees,
             "gpu": self.gpu.json(),
+            "llm": self.llm,
             "baseline": baseline,
         })
     }

@@ -261,11 +261,41 @@ pub struct GpuCall {
     pub ret: i64,
 }
 
+/// Plaintext of one TLS library call, or one piece of it (a call's data
+/// comes in records of up to `tls::CHUNK` bytes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsChunk {
+    /// Time the call returned.
+    pub ts_ns: u64,
+    /// Process.
+    pub tgid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// Tree.
+    pub tree: u32,
+    /// The connection object's address in the process.
+    pub conn: u64,
+    /// Time the call was entered.
+    pub entry_ns: u64,
+    /// Bytes the call transferred.
+    pub total: u64,
+    /// Offset of `data` in the call's data.
+    pub offset: u32,
+    /// Function id (`ai_forensics_common::tls`).
+    pub func: u16,
+    /// `ai_forensics_common::tls` flags.
+    pub flags: u16,
+    /// The plaintext (untrusted).
+    pub data: Vec<u8>,
+}
+
 /// A decoded record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     /// A CUDA call.
     Gpu(GpuCall),
+    /// TLS plaintext.
+    Tls(TlsChunk),
     /// An io_uring operation completed.
     Uring(uring::Uring),
     /// An in-kernel deny rule fired.
@@ -304,6 +334,7 @@ impl Record {
             Self::Mark(m) => m.ts_ns,
             Self::Held(h) => h.ts_ns,
             Self::Gpu(g) => g.ts_ns,
+            Self::Tls(t) => t.ts_ns,
             Self::Uring(u) => u.ts_ns,
         }
     }
@@ -467,6 +498,24 @@ pub fn record(bytes: &[u8]) -> Result<Record, DecodeError> {
                 user_data: u.user_data,
                 duration_ns: u.duration_ns,
                 str: u.str[..n].to_vec(),
+            }))
+        }
+        kind::TLS => {
+            let t: ai_forensics_common::TlsEvent = read(bytes, hdr.kind)?;
+            let data = &bytes[size_of::<ai_forensics_common::TlsEvent>()..];
+            let n = (t.len as usize).min(data.len());
+            Ok(Record::Tls(TlsChunk {
+                ts_ns: hdr.ts_ns,
+                tgid: hdr.tgid,
+                tid: hdr.tid,
+                tree: t.tree,
+                conn: t.conn,
+                entry_ns: t.entry_ns,
+                total: t.total,
+                offset: t.offset,
+                func: t.func,
+                flags: t.flags,
+                data: data[..n].to_vec(),
             }))
         }
         k => Err(DecodeError::UnknownKind(k)),

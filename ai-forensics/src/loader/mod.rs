@@ -9,6 +9,7 @@ pub mod btf;
 pub mod features;
 pub mod privilege;
 pub mod tracefs;
+mod uprobe;
 
 use std::{
     fs,
@@ -479,60 +480,6 @@ impl Probes {
             }
         }
         Ok(())
-    }
-
-    /// Attaches the CUDA uprobes to `lib` for every function of `functions`
-    /// (id = index) the library exports. Returns the names attached.
-    pub fn attach_cuda(
-        &mut self,
-        lib: &std::path::Path,
-        functions: &[&str],
-    ) -> Result<Vec<String>> {
-        use aya::programs::{
-            UProbe,
-            uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
-        };
-        for name in ["uprobe_cuda", "uretprobe_cuda"] {
-            let prog: &mut UProbe = self
-                ._ebpf
-                .program_mut(name)
-                .ok_or_else(|| Error::Runtime(format!("eBPF object has no program {name}")))?
-                .try_into()
-                .map_err(|e| bpf_err(format!("program {name}"), e))?;
-            if prog.fd().is_err() {
-                prog.load()
-                    .map_err(|e| bpf_err(format!("verifying {name}"), e))?;
-            }
-        }
-        let mut attached = Vec::new();
-        for (id, f) in functions.iter().enumerate() {
-            let point = || UProbeAttachPoint {
-                location: UProbeAttachLocation::Symbol(f),
-                cookie: Some(id as u64),
-            };
-            let entry: &mut UProbe = self
-                ._ebpf
-                .program_mut("uprobe_cuda")
-                .and_then(|p| p.try_into().ok())
-                .ok_or_else(|| Error::Runtime("uprobe_cuda".into()))?;
-            if entry
-                .attach(point(), lib, UProbeScope::AllProcesses)
-                .is_err()
-            {
-                continue;
-            }
-            if f.contains("Alloc") || *f == "cudaMalloc" {
-                let ret: &mut UProbe = self
-                    ._ebpf
-                    .program_mut("uretprobe_cuda")
-                    .and_then(|p| p.try_into().ok())
-                    .ok_or_else(|| Error::Runtime("uretprobe_cuda".into()))?;
-                ret.attach(point(), lib, UProbeScope::AllProcesses)
-                    .map_err(|e| bpf_err(format!("uretprobe {f} in {}", lib.display()), e))?;
-            }
-            attached.push((*f).to_owned());
-        }
-        Ok(attached)
     }
 
     /// Writes the in-kernel deny rules (at most `deny::MAX_RULES`).

@@ -113,6 +113,67 @@ pub struct Engine {
     /// Judge kernel rules here too, on the recorded paths: a replay of a
     /// recording (`rules test --session`), where no kernel decides.
     judge_kernel_rules: bool,
+    /// Per tree, what LLM replies and tool calls said lately (for `from_llm`).
+    llm_said: HashMap<u32, VecDeque<Said>>,
+}
+
+/// What one LLM call said: when, and the commands it could have named.
+#[derive(Clone, Debug)]
+struct Said {
+    ts_ns: u64,
+    text: String,
+    pieces: Vec<String>,
+}
+
+/// LLM calls remembered per tree.
+const SAID_KEEP: usize = 32;
+
+/// Path-like words of a text (`/...`, `~/...`, `./...`), in order, each once.
+#[must_use]
+pub fn paths_in(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text.split(|c: char| c.is_whitespace() || "\"'`,;(){}[]<>|&=".contains(c)) {
+        let w = w.trim_end_matches(['.', ':']);
+        if (w.starts_with('/') || w.starts_with("~/") || w.starts_with("./"))
+            && w.len() > 1
+            && !out.iter().any(|o| o == w)
+        {
+            out.push(w.to_owned());
+        }
+        if out.len() >= 32 {
+            break;
+        }
+    }
+    out
+}
+
+/// Candidate commands in what an LLM said: its lines, and the string
+/// values of JSON in it (tool-call arguments), each at least 4 bytes.
+fn pieces_of(text: &str) -> Vec<String> {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.trim().to_owned()),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line
+            .trim()
+            .trim_matches('`')
+            .trim_start_matches("$ ")
+            .trim();
+        if let Ok(v) = serde_json::from_str::<Value>(l) {
+            strings(&v, &mut out);
+        } else {
+            out.push(l.to_owned());
+        }
+    }
+    out.retain(|p| p.len() >= 4);
+    out.truncate(256);
+    out
 }
 
 fn key(scope: Scope, ev: &Event<'_>) -> u32 {
@@ -158,6 +219,7 @@ impl Engine {
             armed: HashMap::new(),
             last: HashMap::new(),
             judge_kernel_rules: false,
+            llm_said: HashMap::new(),
         }
     }
 
@@ -263,7 +325,51 @@ impl Engine {
         false
     }
 
+    /// An LLM call of `tree` at `ts_ns` said `text` (reply and tool-call
+    /// arguments, in their escaped form).
+    pub fn llm_said(&mut self, tree: u32, ts_ns: u64, text: &str) {
+        let q = self.llm_said.entry(tree).or_default();
+        q.push_back(Said {
+            ts_ns,
+            text: text.to_owned(),
+            pieces: pieces_of(text),
+        });
+        while q.len() > SAID_KEEP {
+            q.pop_front();
+        }
+    }
+
+    /// Whether an exec's command (its command line, escaped) was named by
+    /// an LLM call of its tree in the `within` before it.
+    fn said_by_llm(&self, ev: &Event<'_>, within: std::time::Duration) -> bool {
+        let argv = ev.args["argv"].as_array().map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let cmd = argv
+            .or_else(|| self.procs.get(&ev.pid).map(|i| i.cmdline.clone()))
+            .unwrap_or_default();
+        if cmd.trim().len() < 4 {
+            return false;
+        }
+        let since = ev.ts_ns.saturating_sub(within.as_nanos() as u64);
+        self.llm_said.get(&ev.tree).is_some_and(|q| {
+            q.iter()
+                .filter(|s| s.ts_ns >= since && s.ts_ns <= ev.ts_ns)
+                .any(|s| {
+                    s.text.contains(cmd.trim()) || s.pieces.iter().any(|p| cmd.contains(p.as_str()))
+                })
+        })
+    }
+
     fn matches(&self, c: &Cond, ev: &Event<'_>) -> bool {
+        if let Some(within) = c.from_llm
+            && !(matches!(ev.syscall, "execve" | "execveat") && self.said_by_llm(ev, within))
+        {
+            return false;
+        }
         if let Some(s) = &c.syscalls
             && !s.contains(ev.syscall)
         {

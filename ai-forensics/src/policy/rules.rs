@@ -229,6 +229,7 @@ struct MatchSpec {
     addr: Option<AddrSpec>,
     port: Option<OneOrMany<u16>>,
     exfil_bytes: Option<String>,
+    from_llm: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -387,6 +388,9 @@ pub struct Cond {
     pub port: Option<BTreeSet<u16>>,
     /// The tree's bytes sent or written outside after reading model artefacts.
     pub exfil: Option<Cmp>,
+    /// An exec whose command an LLM reply or tool call of the same tree
+    /// named within this long before (`from_llm: 30s`).
+    pub from_llm: Option<Duration>,
 }
 
 /// A condition on the return value.
@@ -581,7 +585,10 @@ impl Ctx<'_> {
         if let Some(s) = &m.syscall {
             let names: BTreeSet<String> = s.to_vec().into_iter().collect();
             for n in &names {
-                if table::number(n).is_none() && crate::syscall::signature::lookup(n).is_none() {
+                if n != LLM
+                    && table::number(n).is_none()
+                    && crate::syscall::signature::lookup(n).is_none()
+                {
                     return Err(self.err(rule, &f("syscall"), format!("unknown syscall '{n}'")));
                 }
             }
@@ -730,9 +737,21 @@ impl Ctx<'_> {
                 })
             })
             .transpose()?;
+        c.from_llm = m
+            .from_llm
+            .as_deref()
+            .map(|d| {
+                humantime::parse_duration(d)
+                    .map_err(|e| self.err(rule, &f("from_llm"), format!("'{d}': {e}")))
+            })
+            .transpose()?;
         Ok(c)
     }
 }
+
+/// The pseudo-syscall rules name to match LLM API calls seen in TLS
+/// plaintext (`--tls-capture`).
+pub const LLM: &str = "llm";
 
 /// Most rule-file bytes read.
 const MAX_FILE: u64 = 4 << 20;

@@ -59,6 +59,8 @@ pub enum Msg {
     Denied(Box<crate::decode::Denied>),
     /// CUDA libraries with uprobes attached, or why GPU accounting is idle.
     Gpu(Vec<String>, Option<String>),
+    /// Files the TLS uprobes were attached to (functions), or why not.
+    TlsFiles(Vec<(String, std::result::Result<Vec<String>, String>)>),
     /// A configuration reload (SIGHUP): new rules and/or new exporters.
     Reload {
         /// Rules to evaluate from now on (`Some(None)`: no rules).
@@ -180,6 +182,8 @@ pub struct Consumer {
     pub retired: Arc<Mutex<Vec<crate::export::Counts>>>,
     /// Per-target counts for the metrics endpoint.
     pub flow: Option<crate::metrics::FlowCounter>,
+    /// TLS plaintext capture (`--tls-capture`).
+    pub tls: Option<super::tls::TlsLink>,
     /// Ring-buffer overflow alerts: time of the last one and records lost
     /// since (one alert per [`OVERFLOW_ALERT_EVERY_NS`]).
     pub overflow: (Option<u64>, u64),
@@ -470,6 +474,16 @@ impl Consumer {
                     ai.gpu.note = note;
                 }
             }
+            Msg::TlsFiles(files) => {
+                if let Some(t) = &mut self.tls {
+                    for (f, r) in files {
+                        match r {
+                            Ok(fns) => t.tracker.files.push((f, fns)),
+                            Err(why) => t.tracker.failed.push((f, why)),
+                        }
+                    }
+                }
+            }
             Msg::Verdict(v) => {
                 self.verdict(&v);
                 self.maybe_flush_store();
@@ -586,6 +600,7 @@ impl Consumer {
                 }
                 self.engine_observe(e.tgid);
                 self.ai_process(e.tgid, false);
+                self.tls_exec(e.tgid);
                 if let Some(ai) = &mut self.ai {
                     let dev = ai.on_exec(&e.filename);
                     self.deviations(e.tgid, e.tid, e.tree, e.ts_ns, dev);
@@ -606,6 +621,7 @@ impl Consumer {
                     self.write_syscall(&p);
                 }
                 if self.procs.exit(&e) {
+                    self.tls_exit(e.tgid);
                     self.fds.exit(e.tgid);
                     self.denial_effective(e.tgid, e.ts_ns);
                     if let Some(ai) = &mut self.ai {
@@ -631,6 +647,7 @@ impl Consumer {
                     ai.gpu.call(g.func, g.size, g.ptr, g.ret);
                 }
             }
+            Record::Tls(t) => self.tls_chunk(t),
             Record::WatchExec(e) => {
                 let exe = crate::target::procfs::info(e.tgid).and_then(|i| i.exe);
                 if let Some(reason) =
@@ -749,6 +766,9 @@ impl Consumer {
             let dev = ai.apply(s, &self.fds);
             self.deviations(s.tgid, s.tid, s.tree, s.ts_ns, dev);
         }
+        if self.tls.is_some() {
+            self.tls_syscall(s);
+        }
         self.fds.apply(s);
         let Some(rendered) = rendered else { return };
         let ret_path = if rendered.ret == Ret::Fd && s.ret >= 0 && !s.at_entry {
@@ -858,6 +878,7 @@ impl Consumer {
         for p in &pending {
             self.write_syscall(p);
         }
+        self.tls_finish();
         if let Some(s) = &mut self.sink {
             let r = s.out.flush();
             self.note_write(r);

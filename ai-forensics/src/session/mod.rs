@@ -11,6 +11,7 @@ pub mod reload;
 pub mod respond;
 pub mod setup;
 pub mod summary;
+mod tls;
 mod uring;
 
 use std::{
@@ -198,6 +199,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     // bound what a slow consumer makes the recorder hold (a few MB); past
     // that the ring buffer fills and the kernel counts what it drops.
     let (tx, rx) = mpsc::sync_channel::<Msg>(RING_QUEUE);
+    // Files for the TLS uprobes, found by the consumer as targets run.
+    let (tls_tx, tls_rx) = match opts.tls {
+        Some(_) => {
+            let (t, r) = mpsc::sync_channel::<tls::Attach>(256);
+            (Some(t), Some(r))
+        }
+        None => (None, None),
+    };
+    let mut tls_seen = crate::tls::files::Seen::default();
     // With a store, exited processes past the last 1024 go to its
     // processes table as they are forgotten: memory stays flat under any
     // process churn and the store still lists every process.
@@ -240,6 +250,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             None => crate::export::Exporters::default(),
         },
         retired: Arc::new(Mutex::new(Vec::new())),
+        tls: tls_tx.map(|attach| tls::TlsLink {
+            tracker: crate::tls::Tracker::default(),
+            attach,
+        }),
         flow: metrics_shared.as_ref().map(|sh| {
             crate::metrics::FlowCounter::new(
                 Arc::clone(sh),
@@ -339,6 +353,23 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if attach.is_ok() && opts.mode == Mode::Events {
         let _ = tx.send(gpu_setup(opts, &mut probes));
     }
+    // So are the TLS ones, on the files known before anything runs.
+    if let (Ok(()), Some(t)) = (&attach, &opts.tls) {
+        let mut files: Vec<(std::path::PathBuf, bool)> =
+            t.binaries.iter().map(|b| (b.clone(), true)).collect();
+        files.extend(
+            crate::tls::files::system_libraries()
+                .into_iter()
+                .map(|f| (f, false)),
+        );
+        files.extend(
+            crate::tls::files::known_binaries()
+                .into_iter()
+                .map(|f| (f, false)),
+        );
+        let done = tls_attach(&mut probes, files, t.capture_bytes, &mut tls_seen);
+        let _ = tx.send(Msg::TlsFiles(done));
+    }
     if let Some(l) = &opts.launch
         && attach.is_ok()
     {
@@ -430,7 +461,30 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         .unwrap_or_default();
     let mut next_metrics = Instant::now();
     let end = loop {
-        thread::sleep(Duration::from_millis(20));
+        match (&tls_rx, &opts.tls) {
+            (Some(rx), Some(t)) => {
+                // Files to watch are attached as soon as they are asked for:
+                // a process's first TLS call may come quickly.
+                if let Ok(first) = rx.recv_timeout(Duration::from_millis(20)) {
+                    let mut files = Vec::new();
+                    for a in std::iter::once(first).chain(rx.try_iter()) {
+                        match a {
+                            tls::Attach::Process(pid) => files.extend(
+                                crate::tls::files::of_process(pid)
+                                    .into_iter()
+                                    .map(|f| (f, false)),
+                            ),
+                            tls::Attach::File(f) => files.push((f, false)),
+                        }
+                    }
+                    let done = tls_attach(&mut probes, files, t.capture_bytes, &mut tls_seen);
+                    if !done.is_empty() {
+                        let _ = ctl.send(Msg::TlsFiles(done));
+                    }
+                }
+            }
+            _ => thread::sleep(Duration::from_millis(20)),
+        }
         for info in signals.pending() {
             if info.signal == SIGUSR1 {
                 let _ = ctl.send(Msg::Trigger("SIGUSR1 (ai-forensics dump)".into()));
@@ -720,6 +774,38 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         _ => 0,
     };
     Ok(Outcome { exit_code })
+}
+
+/// Attaches the TLS uprobes to each file not looked at before; `named`
+/// files (`--tls-binary`) are reported even when they hold no TLS function.
+/// Returns (file, functions attached or why not) for those worth telling.
+fn tls_attach(
+    probes: &mut Probes,
+    files: Vec<(std::path::PathBuf, bool)>,
+    cap: u32,
+    seen: &mut crate::tls::files::Seen,
+) -> Vec<(String, std::result::Result<Vec<String>, String>)> {
+    let mut out = Vec::new();
+    for (f, named) in files {
+        if !seen.first(&f) {
+            continue;
+        }
+        let shown = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+        let shown = shown.display().to_string();
+        match probes.attach_tls(&f, crate::tls::FUNCTIONS, cap) {
+            Ok(fns) if !fns.is_empty() => {
+                tracing::info!("tls: uprobes on {} in {shown}", fns.join(", "));
+                out.push((shown, Ok(fns)));
+            }
+            Ok(_) if named => out.push((shown, Err("no TLS function in it".into()))),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("tls: {shown}: {e}");
+                out.push((shown, Err(e.to_string())));
+            }
+        }
+    }
+    out
 }
 
 /// Attaches the CUDA uprobes to the libraries named with `--gpu-lib`, those

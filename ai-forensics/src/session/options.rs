@@ -106,8 +106,19 @@ pub struct Options {
     pub hash_artifacts: bool,
     /// CUDA libraries to attach uprobes to (besides those found).
     pub gpu_libs: Vec<PathBuf>,
+    /// TLS plaintext capture (`None`: off).
+    pub tls: Option<TlsOptions>,
     /// Agent mode: exporters, metrics, reloadable configuration.
     pub agent: Option<AgentSetup>,
+}
+
+/// TLS plaintext capture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Bytes captured per call.
+    pub capture_bytes: u32,
+    /// Files to watch besides those found.
+    pub binaries: Vec<PathBuf>,
 }
 
 /// What the agent adds to a session.

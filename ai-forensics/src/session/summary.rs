@@ -311,6 +311,7 @@ impl Report<'_> {
             "exit_status": status_json(self.child_status),
             "policy": self.policy,
             "io_uring": uring_json(self.uring.as_deref()),
+            "tls": c.tls.as_ref().map(|t| t.tracker.json()),
             "counting": match &self.counting {
                 Ok(()) => json!({"at": "exit", "hooks": ["sys_exit", "sched_process_exit"]}),
                 Err(why) => json!({"at": "entry", "hooks": ["sys_enter", "sys_exit"], "why": why}),
@@ -432,6 +433,30 @@ impl Report<'_> {
                 .collect();
             if !used.is_empty() {
                 let _ = writeln!(out, "\nio_uring: {}", used.join(", "));
+            }
+        }
+        if let Some(t) = &c.tls {
+            let s = &t.tracker.stats;
+            let _ = writeln!(
+                out,
+                "\ntls: {} calls on {} connections, {} B sent, {} B received ({} B captured; {} calls truncated, {} incomplete); {} HTTP exchanges, {} LLM calls; uprobes in {} files",
+                s.calls,
+                s.connections,
+                s.bytes_sent,
+                s.bytes_received,
+                s.bytes_captured,
+                s.truncated_calls,
+                s.incomplete_calls,
+                s.http_exchanges,
+                s.llm_calls,
+                t.tracker.files.len()
+            );
+            for (f, why) in &t.tracker.failed {
+                let _ = writeln!(
+                    out,
+                    "tls: not watched: {}: {why}",
+                    crate::decode::escape::escape(f.as_bytes())
+                );
             }
         }
         if let Some(p) = &self.policy {

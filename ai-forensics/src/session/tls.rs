@@ -1,0 +1,239 @@
+//! TLS plaintext in the session: records of calls, HTTP exchanges and LLM
+//! calls on the same timeline as the syscalls; LLM calls judged by the
+//! rules; files to watch found as the targets exec and open them.
+use std::{borrow::Cow, path::PathBuf, sync::mpsc::SyncSender};
+
+use serde_json::json;
+
+use super::consumer::Consumer;
+use crate::{
+    decode::{Syscall, TlsChunk, args::Args, escape},
+    output::json,
+    policy::engine::Event,
+    state::fds::FdTables,
+    syscall::table as systable,
+    tls::{Output, Tracker},
+};
+
+/// Something the main thread should attach the TLS uprobes to.
+#[derive(Debug)]
+pub enum Attach {
+    /// A process's executable and mapped TLS libraries.
+    Process(u32),
+    /// A file a target opened.
+    File(PathBuf),
+}
+
+/// The consumer's side of TLS capture.
+#[derive(Debug)]
+pub struct TlsLink {
+    /// Connections and counters.
+    pub tracker: Tracker,
+    /// Requests to the main thread (never blocks: a full queue drops the
+    /// request, and the process is looked at again at its next exec).
+    pub attach: SyncSender<Attach>,
+}
+
+/// The remote end of a socket, from the fd table (`... -> 1.2.3.4:443]`).
+fn endpoint(fds: &FdTables, tgid: u32, fd: i64) -> Option<String> {
+    let e = fds.get(tgid, fd)?;
+    let name = String::from_utf8_lossy(&e.name);
+    let (_, peer) = name.split_once("-> ")?;
+    Some(peer.trim_end_matches(']').to_owned())
+}
+
+impl Consumer {
+    /// One record of TLS plaintext.
+    pub(super) fn tls_chunk(&mut self, c: TlsChunk) {
+        let fds = &self.fds;
+        let Some(link) = &mut self.tls else { return };
+        let out = link.tracker.chunk(c, &|p, fd| endpoint(fds, p, fd));
+        self.tls_emit(out);
+    }
+
+    /// A syscall that may tie a TLS connection to its socket, or show a TLS
+    /// library being opened.
+    pub(super) fn tls_syscall(&mut self, s: &Syscall) {
+        let Some(link) = &mut self.tls else { return };
+        let name = systable::name(s.nr).unwrap_or("");
+        if s.ret >= 0 && crate::tls::SOCKET_IO.contains(&name) {
+            let fd = s.args[0] as i32 as i64;
+            if self
+                .fds
+                .get(s.tgid, fd)
+                .is_some_and(|e| !e.is_path && e.name.starts_with(b"socket:"))
+            {
+                let fds = &self.fds;
+                link.tracker
+                    .socket_io(s.tgid, s.tid, fd, s.ts_ns, &|p, fd| endpoint(fds, p, fd));
+            }
+        } else if s.ret >= 0
+            && matches!(name, "open" | "openat" | "openat2")
+            && let Some(p) = s.str0.as_deref()
+            && crate::tls::files::is_tls_library(p)
+        {
+            let path = PathBuf::from(String::from_utf8_lossy(p).into_owned());
+            let path = if path.is_absolute() {
+                path
+            } else {
+                // Relative to the process's working directory.
+                PathBuf::from(format!("/proc/{}/cwd", s.tgid)).join(path)
+            };
+            let _ = link.attach.try_send(Attach::File(path));
+        }
+    }
+
+    /// A target executed a program: its image may carry a TLS library.
+    pub(super) fn tls_exec(&mut self, pid: u32) {
+        if let Some(link) = &self.tls {
+            let _ = link.attach.try_send(Attach::Process(pid));
+        }
+    }
+
+    /// A process is gone: its connections end.
+    pub(super) fn tls_exit(&mut self, pid: u32) {
+        let Some(link) = &mut self.tls else { return };
+        let out = link.tracker.exited(pid);
+        self.tls_emit(out);
+    }
+
+    /// The session ends: calls in pieces and open connections are written.
+    pub(super) fn tls_finish(&mut self) {
+        let fds = &self.fds;
+        let Some(link) = &mut self.tls else { return };
+        let out = link.tracker.finish_all(&|p, fd| endpoint(fds, p, fd));
+        self.tls_emit(out);
+    }
+
+    fn tls_emit(&mut self, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Call { who, ts_ns, rec } => {
+                    if self.emitting() {
+                        let comm = self.comm_of(who.0);
+                        let l = json::line(
+                            &self.ctx(),
+                            self.seq,
+                            "tls",
+                            Some(ts_ns),
+                            Some((who.0, who.1, &comm)),
+                            Some(who.2),
+                            &rec,
+                            None,
+                        );
+                        self.emit(l);
+                    }
+                }
+                Output::Exchange { who, ts_ns, rec } => {
+                    let kind = if rec.llm.is_some() { "llm" } else { "http" };
+                    let seq = self.seq;
+                    if self.emitting() {
+                        let comm = self.comm_of(who.0);
+                        let l = json::line(
+                            &self.ctx(),
+                            self.seq,
+                            kind,
+                            Some(ts_ns),
+                            Some((who.0, who.1, &comm)),
+                            Some(who.2),
+                            &rec,
+                            rec.path.clone(),
+                        );
+                        self.emit(l);
+                    }
+                    if let Some(ai) = &mut self.ai
+                        && let Some(c) = &rec.llm
+                    {
+                        ai.llm_call(who.0, c);
+                    }
+                    if rec.llm.is_some() {
+                        self.judge_llm(seq, who, ts_ns, &rec);
+                    }
+                }
+            }
+        }
+    }
+
+    fn comm_of(&self, pid: u32) -> Vec<u8> {
+        self.procs
+            .get(pid)
+            .map(|p| p.comm.clone())
+            .unwrap_or_default()
+    }
+
+    /// An LLM call, as the rules see it: the pseudo-syscall `llm`, with
+    /// arguments `api`, `model`, `endpoint`, `host`, `prompt` (the last user
+    /// message), `reply`, `tool` (names, space-separated) and `arguments`
+    /// (every tool call's arguments, newline-separated). Paths named in the
+    /// tool calls' arguments are its paths.
+    fn judge_llm(
+        &mut self,
+        seq: u64,
+        who: (u32, u32, u32),
+        ts_ns: u64,
+        rec: &crate::tls::ExchangeRecord,
+    ) {
+        let Some(c) = &rec.llm else { return };
+        let Some(policy) = &mut self.policy else {
+            return;
+        };
+        let tools: Vec<&str> = c.tool_calls.iter().map(|t| t.name.as_str()).collect();
+        let arguments: Vec<&str> = c.tool_calls.iter().map(|t| t.arguments.as_str()).collect();
+        let prompt = c
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.role == "user")
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        let mut args = Args::default();
+        let mut push = |k: &'static str, v: serde_json::Value| args.0.push((Cow::Borrowed(k), v));
+        push("api", json!(c.api));
+        push("model", json!(c.model));
+        push("endpoint", json!(rec.endpoint));
+        push("host", json!(rec.host));
+        push("prompt", json!(prompt));
+        push("reply", json!(c.reply));
+        push("tool", json!(tools.join(" ")));
+        push("arguments", json!(arguments.join("\n")));
+        let suggested = format!("{}\n{}", c.reply, arguments.join("\n"));
+        policy.engine.llm_said(who.2, ts_ns, &suggested);
+        let comm = escape::escape(&self_comm(&self.procs, who.0));
+        let paths = crate::policy::engine::paths_in(&arguments.join("\n"));
+        // One event per path named (a rule on `path` holds for any of
+        // them), or one without a path.
+        let mut list: Vec<Option<&str>> = paths.iter().map(|p| Some(p.as_str())).collect();
+        if list.is_empty() {
+            list.push(None);
+        }
+        let mut alerts = Vec::new();
+        for path in list {
+            let ev = Event {
+                exfil_bytes: 0,
+                seq,
+                ts_ns,
+                pid: who.0,
+                tid: who.1,
+                tree: who.2,
+                syscall: "llm",
+                comm: &comm,
+                path,
+                resolved: None,
+                args: &args,
+                ret: Some(0),
+                errno: None,
+            };
+            alerts.extend(policy.engine.on_event(&ev));
+            if !alerts.is_empty() {
+                break;
+            }
+        }
+        for a in alerts {
+            self.raise(a, "rules");
+        }
+    }
+}
+
+fn self_comm(procs: &crate::state::procs::Processes, pid: u32) -> Vec<u8> {
+    procs.get(pid).map(|p| p.comm.clone()).unwrap_or_default()
+}
