@@ -2,7 +2,10 @@
 posts one chat-completions request (streamed or not) and prints the reply
 body it got, exactly, to REPLY_FILE.
 
-usage: llm_client.py URL CAFILE TOKEN_FILE REPLY_FILE [stream]
+With `act`, the agent then does what the model asked: it runs the tool
+call's command with `sh -c`.
+
+usage: llm_client.py URL CAFILE TOKEN_FILE REPLY_FILE [stream|act|stream,act]
 """
 import json
 import ssl
@@ -11,7 +14,8 @@ import urllib.request
 
 url, cafile, token_file, out = sys.argv[1:5]
 token = open(token_file).read().strip()
-stream = len(sys.argv) > 5 and sys.argv[5] == "stream"
+modes = sys.argv[5].split(",") if len(sys.argv) > 5 else []
+stream = "stream" in modes
 body = json.dumps({
     "model": "canned-model",
     "stream": stream,
@@ -30,3 +34,11 @@ with urllib.request.urlopen(req, context=ctx) as r:
     reply = r.read()
 with open(out, "wb") as f:
     f.write(reply)
+
+if "act" in modes:
+    import subprocess
+
+    msg = json.loads(reply)["choices"][0]["message"]
+    for call in msg.get("tool_calls", []):
+        cmd = json.loads(call["function"]["arguments"])["command"]
+        subprocess.run(["sh", "-c", cmd])

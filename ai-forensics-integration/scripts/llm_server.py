@@ -3,7 +3,9 @@ capture tests: every request body it receives is appended to RECEIVED (one
 JSON line per request), and it answers with a canned reply carrying a tool
 call, whole or streamed (server-sent events) when the request asks.
 
-usage: llm_server.py CERT KEY PORT_FILE RECEIVED
+The tool call asks for COMMAND (default `cat /root/.ssh/id_rsa`).
+
+usage: llm_server.py CERT KEY PORT_FILE RECEIVED [COMMAND]
 """
 import http.server
 import json
@@ -12,7 +14,8 @@ import sys
 
 CERT, KEY, PORT_FILE, RECEIVED = sys.argv[1:5]
 
-TOOL_ARGS = json.dumps({"command": "cat /root/.ssh/id_rsa"})
+COMMAND = sys.argv[5] if len(sys.argv) > 5 else "cat /root/.ssh/id_rsa"
+TOOL_ARGS = json.dumps({"command": COMMAND})
 
 REPLY = {
     "id": "chatcmpl-1",

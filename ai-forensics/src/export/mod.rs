@@ -32,6 +32,7 @@ use crate::agent::config::{Config, Delivery};
 /// Record types an exporter can be given.
 pub const RECORD_TYPES: &[&str] = &[
     "syscall", "process", "exec", "fork", "exit", "alert", "action", "lost", "denied", "summary",
+    "tls", "http", "llm",
 ];
 
 /// A record as exporters see it: its JSON line and what they index it by.

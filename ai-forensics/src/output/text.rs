@@ -38,6 +38,22 @@ fn who(v: &Value) -> String {
 }
 
 /// Re-quotes a JSON string that holds escaped bytes (`decode::escape`).
+/// At most `n` characters of an escaped string, cut at a character (and
+/// not inside an escape: a cut escape would not unescape).
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(n).collect();
+    if let Some(i) = out.rfind('\\')
+        && out.len() - i < 12
+    {
+        out.truncate(i);
+    }
+    out.push_str("...");
+    out
+}
+
 fn quote(s: &str) -> String {
     match escape::unescape(s) {
         Some(b) => escape::quoted(&b),
@@ -217,6 +233,62 @@ pub fn line(v: &Value) -> Option<String> {
             v["pid"],
             d["reason"].as_str().unwrap_or("")
         ),
+        "tls" => format!(
+            "{} tls {} {} {} B {} {}{}",
+            who(v),
+            d["function"].as_str().unwrap_or("?"),
+            d["direction"].as_str().unwrap_or("?"),
+            d["bytes"],
+            d["endpoint"].as_str().unwrap_or("?"),
+            d["data"].as_str().map_or_else(|| "(http/2)".into(), |t| quote(&clip(t, 200))),
+            if d["truncated"] == true { " (truncated)" } else { "" }
+        ),
+        "http" => format!(
+            "{} http {} {} {} -> {} ({} B in, {} B out)",
+            who(v),
+            d["endpoint"].as_str().unwrap_or("?"),
+            d["method"].as_str().unwrap_or("?"),
+            quote(d["path"].as_str().unwrap_or("")),
+            d["status"],
+            d["request_body"].as_str().map_or(0, str::len),
+            d["response_body"].as_str().map_or(0, str::len),
+        ),
+        "llm" => {
+            let l = &d["llm"];
+            let calls: Vec<String> = l["tool_calls"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|t| {
+                            format!(
+                                "{}({})",
+                                t["name"].as_str().unwrap_or("?"),
+                                quote(&clip(t["arguments"].as_str().unwrap_or(""), 200))
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let prompt = l["messages"]
+                .as_array()
+                .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or("");
+            format!(
+                "{} llm {} {} {} asked {} replied {}{}",
+                who(v),
+                l["api"].as_str().unwrap_or("?"),
+                l["model"].as_str().unwrap_or("?"),
+                d["endpoint"].as_str().unwrap_or("?"),
+                quote(&clip(prompt, 200)),
+                quote(&clip(l["reply"].as_str().unwrap_or(""), 200)),
+                if calls.is_empty() {
+                    String::new()
+                } else {
+                    format!(" tool calls {}", calls.join(", "))
+                }
+            )
+        }
         "alert" | "action" | "verdict" => format!(
             "{} *** {} {} ***",
             time_of_day(v),

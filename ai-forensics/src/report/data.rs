@@ -91,6 +91,8 @@ pub struct ReportData {
     pub endpoints: Vec<EndpointRow>,
     /// Alerts.
     pub alerts: Vec<AlertRow>,
+    /// LLM calls and what followed them.
+    pub llm: Vec<super::llm::LlmRow>,
     /// Loss summary.
     pub loss: String,
 }
@@ -380,6 +382,7 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
         .map_err(e)?
         .collect::<std::result::Result<_, _>>()
         .map_err(e)?;
+    d.llm = super::llm::gather(store, id, start)?;
     let summary: Value = store
         .session_field(id, "summary")?
         .and_then(|s| serde_json::from_str(&s).ok())

@@ -143,6 +143,7 @@ pub fn render(d: &ReportData) -> String {
         }
         let _ = writeln!(h, "</table>");
     }
+    h.push_str(&super::llm::render(&d.llm));
     let _ = writeln!(h, "<h2>Alerts</h2>");
     if d.alerts.is_empty() {
         let _ = writeln!(h, "<p>None.</p>");

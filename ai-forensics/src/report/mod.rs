@@ -5,6 +5,7 @@
 pub mod charts;
 pub mod data;
 pub mod html;
+pub mod llm;
 
 use std::{io::Write as _, path::Path};
 
@@ -74,6 +75,21 @@ pub fn run(path: &Path, session: &str, html_out: Option<&Path>) -> Result<u8> {
                         table::bytes(e.sent),
                         table::bytes(e.received)
                     ));
+                }
+            }
+            if !d.llm.is_empty() {
+                out.push_str("\nLLM calls\n");
+                for c in &d.llm {
+                    out.push_str(&format!(
+                        "  +{:.3}s pid {} {}\n    asked: {}\n    answered: {}\n",
+                        c.at_s, c.pid, c.what, c.prompt, c.reply
+                    ));
+                    for (n, a) in &c.tool_calls {
+                        out.push_str(&format!("    tool call {n}({a})\n"));
+                    }
+                    for (t, w) in &c.after {
+                        out.push_str(&format!("    then +{t:.3}s {w}\n"));
+                    }
                 }
             }
             if !d.alerts.is_empty() {

@@ -129,6 +129,8 @@ pub fn recognise(ex: &Exchange) -> Option<Call> {
         usage: Usage::default(),
         error: None,
     };
+    // The model that answered, when the reply names it; else the one asked for.
+    let asked = call.model.take();
     if let Some(resp) = &ex.response {
         let ctype = resp.header_str("content-type").unwrap_or_default();
         let body = &resp.body;
@@ -148,6 +150,9 @@ pub fn recognise(ex: &Exchange) -> Option<Call> {
                 }
             }
         }
+    }
+    if call.model.is_none() {
+        call.model = asked;
     }
     Some(call)
 }
