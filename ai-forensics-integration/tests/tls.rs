@@ -28,7 +28,15 @@ struct Server {
 impl Server {
     fn start(dir: &Path, command: Option<&str>) -> Self {
         let ok = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+            ])
             .args(["-addext", "subjectAltName=IP:127.0.0.1", "-days", "1"])
             .arg("-keyout")
             .arg(dir.join("key.pem"))
@@ -36,7 +44,11 @@ impl Server {
             .arg(dir.join("cert.pem"))
             .output()
             .expect("openssl (the test makes its certificate with it)");
-        assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
         std::fs::write(dir.join("token"), TOKEN).unwrap();
         let mut c = Command::new(python());
         c.arg(root().join("ai-forensics-integration/scripts/llm_server.py"))
@@ -49,8 +61,14 @@ impl Server {
         }
         let proc_ = Proc::spawn(c);
         let port_file = dir.join("port");
-        wait_for("the HTTPS server", Duration::from_secs(20), || port_file.exists());
-        let port = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+        wait_for("the HTTPS server", Duration::from_secs(20), || {
+            port_file.exists()
+        });
+        let port = std::fs::read_to_string(&port_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         Self {
             _proc: proc_,
             port,
@@ -80,7 +98,10 @@ fn client(kind: &str, s: &Server, reply: &Path, mode: &str) -> Vec<String> {
             python().display().to_string(),
             scripts.join("llm_client.py").display().to_string(),
         ],
-        _ => vec!["node".into(), scripts.join("llm_client.js").display().to_string()],
+        _ => vec![
+            "node".into(),
+            scripts.join("llm_client.js").display().to_string(),
+        ],
     };
     v.extend([
         s.url(),
@@ -106,7 +127,10 @@ fn no_token_under(dir: &Path) {
         let p = e.path();
         if p.is_dir() {
             no_token_under(&p);
-        } else if p.file_name().is_some_and(|n| n != "token" && n != "received") {
+        } else if p
+            .file_name()
+            .is_some_and(|n| n != "token" && n != "received")
+        {
             let b = std::fs::read(&p).unwrap_or_default();
             assert!(
                 !b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
@@ -142,8 +166,15 @@ fn python_and_node_clients_are_captured_exactly_and_the_token_is_nowhere() {
             let received = s.received();
             seen += 1;
             assert_eq!(received.len(), seen, "{kind} {mode}: one request per run");
-            let sent_body = received[seen - 1]["body"].as_str().unwrap().as_bytes().to_vec();
-            assert_eq!(received[seen - 1]["authorization"], format!("Bearer {TOKEN}"));
+            let sent_body = received[seen - 1]["body"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec();
+            assert_eq!(
+                received[seen - 1]["authorization"],
+                format!("Bearer {TOKEN}")
+            );
 
             let llm = of_type(&recs, "llm");
             assert_eq!(llm.len(), 1, "{kind} {mode}: one llm record");
@@ -155,7 +186,11 @@ fn python_and_node_clients_are_captured_exactly_and_the_token_is_nowhere() {
                 std::fs::read(&reply).unwrap(),
                 "{kind} {mode}"
             );
-            assert_eq!(d["endpoint"], format!("127.0.0.1:{}", s.port), "{kind} {mode}");
+            assert_eq!(
+                d["endpoint"],
+                format!("127.0.0.1:{}", s.port),
+                "{kind} {mode}"
+            );
             assert!(d["fd"].is_i64());
             assert_eq!(d["status"], 200);
             assert!(
@@ -225,10 +260,17 @@ fn python_and_node_clients_are_captured_exactly_and_the_token_is_nowhere() {
     }
     // The text stream, the report and the store hold no token either.
     let reply = dir.join("reply-text");
-    let mut args: Vec<String> = ["run", "--tls-capture", "--no-live", "--format", "text", "-o"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--tls-capture",
+        "--no-live",
+        "--format",
+        "text",
+        "-o",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     args.push(dir.join("events.txt").display().to_string());
     args.extend(["--store".into(), db.display().to_string(), "--".into()]);
     args.extend(client("python", &s, &reply, "stream"));
@@ -237,10 +279,20 @@ fn python_and_node_clients_are_captured_exactly_and_the_token_is_nowhere() {
     let text = std::fs::read_to_string(dir.join("events.txt")).unwrap();
     assert!(text.contains("llm openai_chat canned-model-1"), "{text}");
     let html = dir.join("report.html");
-    let r = af(&["report", "last", "--store", db.to_str().unwrap(), "--html", html.to_str().unwrap()]);
+    let r = af(&[
+        "report",
+        "last",
+        "--store",
+        db.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains("LLM calls") && page.contains("I will read the key."), "the report shows the conversation");
+    assert!(
+        page.contains("LLM calls") && page.contains("I will read the key."),
+        "the report shows the conversation"
+    );
     let r = af(&["report", "last", "--store", db.to_str().unwrap()]);
     assert!(!r.stdout.contains(TOKEN));
     no_token_under(&dir);
@@ -264,10 +316,17 @@ fn rules_match_tool_calls_and_commands_an_llm_asked_for() {
     )
     .unwrap();
     let out = dir.join("events.jsonl");
-    let mut args: Vec<String> = ["run", "--tls-capture", "--no-live", "--no-store", "--json", "-o"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let mut args: Vec<String> = [
+        "run",
+        "--tls-capture",
+        "--no-live",
+        "--no-store",
+        "--json",
+        "-o",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     args.push(out.display().to_string());
     args.extend(["--rules".into(), rules.display().to_string(), "--".into()]);
     args.extend(client("python", &s, &dir.join("reply"), "act"));
@@ -278,11 +337,22 @@ fn rules_match_tool_calls_and_commands_an_llm_asked_for() {
         .iter()
         .filter_map(|a| a["detail"]["rule"].as_str())
         .collect();
-    assert!(names.contains(&"tool-call-names-a-key"), "{names:?} {}", r.stderr);
-    assert!(names.contains(&"runs-what-the-model-said"), "{names:?} {}", r.stderr);
+    assert!(
+        names.contains(&"tool-call-names-a-key"),
+        "{names:?} {}",
+        r.stderr
+    );
+    assert!(
+        names.contains(&"runs-what-the-model-said"),
+        "{names:?} {}",
+        r.stderr
+    );
     // Nothing the agent ran before its model asked was taken for it.
     let first_llm = of_type(&recs, "llm")[0]["seq"].as_u64().unwrap();
-    for a in alerts.iter().filter(|a| a["detail"]["rule"] == "runs-what-the-model-said") {
+    for a in alerts
+        .iter()
+        .filter(|a| a["detail"]["rule"] == "runs-what-the-model-said")
+    {
         assert!(a["seq"].as_u64().unwrap() > first_llm);
     }
     // The kill took the tree.

@@ -194,7 +194,7 @@ pub fn probe() -> Vec<Feature> {
             "uprobes",
             exists("/sys/bus/event_source/devices/uprobe"),
             false,
-            "CUDA calls in libcudart (GPU memory and kernel launches); without them GPU activity is not seen",
+            "CUDA calls in libcudart and TLS plaintext (--tls-capture); without them GPU activity and LLM calls are not seen",
         ),
         Feature {
             name: "BPF LSM active",

@@ -240,8 +240,14 @@ pub fn line(v: &Value) -> Option<String> {
             d["direction"].as_str().unwrap_or("?"),
             d["bytes"],
             d["endpoint"].as_str().unwrap_or("?"),
-            d["data"].as_str().map_or_else(|| "(http/2)".into(), |t| quote(&clip(t, 200))),
-            if d["truncated"] == true { " (truncated)" } else { "" }
+            d["data"]
+                .as_str()
+                .map_or_else(|| "(http/2)".into(), |t| quote(&clip(t, 200))),
+            if d["truncated"] == true {
+                " (truncated)"
+            } else {
+                ""
+            }
         ),
         "http" => format!(
             "{} http {} {} {} -> {} ({} B in, {} B out)",

@@ -44,7 +44,11 @@ pub fn gather(store: &Store, id: i64, start: u64) -> Result<Vec<LlmRow>> {
         .map_err(e)?;
     let calls: Vec<(i64, i64, String)> = st
         .query_map(params![id, MAX_CALLS as i64], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(0), r.get::<_, Option<i64>>(1)?.unwrap_or(0), r.get(2)?))
+            Ok((
+                r.get::<_, Option<i64>>(0)?.unwrap_or(0),
+                r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                r.get(2)?,
+            ))
         })
         .map_err(e)?
         .collect::<std::result::Result<_, _>>()
@@ -62,7 +66,9 @@ pub fn gather(store: &Store, id: i64, start: u64) -> Result<Vec<LlmRow>> {
         let d = &v["detail"];
         let l = &d["llm"];
         let s = |x: &Value| x.as_str().unwrap_or("").to_owned();
-        let until = calls.get(i + 1).map_or(ts + AFTER_NS, |n| n.0.min(ts + AFTER_NS));
+        let until = calls
+            .get(i + 1)
+            .map_or(ts + AFTER_NS, |n| n.0.min(ts + AFTER_NS));
         let after = act
             .query_map(params![id, ts, until, MAX_ACTIONS as i64], |r| {
                 let t: i64 = r.get::<_, Option<i64>>(0)?.unwrap_or(0);
@@ -89,7 +95,12 @@ pub fn gather(store: &Store, id: i64, start: u64) -> Result<Vec<LlmRow>> {
         out.push(LlmRow {
             at_s: (*ts as f64 - start as f64) / 1e9,
             pid: *pid,
-            what: format!("{} {} at {}", s(&l["api"]), s(&l["model"]), s(&d["endpoint"])),
+            what: format!(
+                "{} {} at {}",
+                s(&l["api"]),
+                s(&l["model"]),
+                s(&d["endpoint"])
+            ),
             prompt: l["messages"]
                 .as_array()
                 .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
@@ -98,7 +109,11 @@ pub fn gather(store: &Store, id: i64, start: u64) -> Result<Vec<LlmRow>> {
             reply: s(&l["reply"]),
             tool_calls: l["tool_calls"]
                 .as_array()
-                .map(|a| a.iter().map(|t| (s(&t["name"]), s(&t["arguments"]))).collect())
+                .map(|a| {
+                    a.iter()
+                        .map(|t| (s(&t["name"]), s(&t["arguments"])))
+                        .collect()
+                })
                 .unwrap_or_default(),
             after,
         });

@@ -5,7 +5,8 @@
 //!   and the tax on untraced processes, plus where the time goes (perf);
 //! * `throughput`: largest zero-loss event rate per sink, loss accounting
 //!   above it, the agent's CPU and RSS at 100k events/s;
-//! * `pytorch`: the bundled training and prediction runs, bare and traced.
+//! * `pytorch`: the bundled training and prediction runs, bare and traced;
+//! * `tls`: ns per `SSL_write` with `--tls-capture`'s uprobes.
 //!
 //! Results go to `BENCHMARKS.md` and `benchmarks.json` (with `--quick`,
 //! under `target/bench-quick/` unless `--out` says otherwise).
@@ -15,6 +16,7 @@ mod pytorch;
 mod report;
 mod stats;
 mod throughput;
+mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -50,7 +52,7 @@ pub struct Options {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Only these sections (comma-separated: percall, untraced, profile,
-    /// throughput, pytorch, agent).
+    /// throughput, pytorch, agent, tls).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -62,6 +64,7 @@ const SECTIONS: &[&str] = &[
     "throughput",
     "pytorch",
     "agent",
+    "tls",
 ];
 
 pub fn build() -> anyhow::Result<()> {
@@ -282,6 +285,9 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     }
     if want("agent") {
         results["agent"] = throughput::agent(&ctx);
+    }
+    if want("tls") {
+        results["tls"] = tls::run(&ctx);
     }
     let _ = std::fs::remove_dir_all(&tmp);
     results["targets"] = report::targets(&results);

@@ -541,6 +541,40 @@ pub fn markdown(r: &Value, analysis: Option<&str>) -> String {
         }
         let _ = writeln!(o);
     }
+    if let Some(t) = r["tls"].as_object() {
+        let _ = writeln!(
+            o,
+            "## 6. TLS plaintext capture\n\nA Python client (`ssl`, OpenSSL 3 as a shared library) makes {} `sendall` calls (one `SSL_write_ex` each) over loopback to a sink, timed inside the process; medians of the alternating rounds. \"uprobes\" is `--tls-capture` minus events mode without it: the entry and return uprobes, the copy of the plaintext into the ring buffer and its records. \"floor\" is the same client while bpftrace holds an empty uprobe and uretprobe on `SSL_write_ex`: what the kernel's uprobe mechanism costs alone; \"x floor\" divides the uprobes' cost by it.\n",
+            t.get("calls_per_run").unwrap_or(&Value::Null)
+        );
+        if let Some(e) = t.get("error").and_then(Value::as_str) {
+            let _ = writeln!(o, "unavailable: {e}\n");
+        }
+        let _ = writeln!(
+            o,
+            "| bytes per call | bare ns | floor ns | events ns | --tls-capture ns | uprobes ns | x floor | x bare |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for x in t
+            .get("rows")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                x["size"],
+                num(f(&x["bare_ns"]), 0),
+                num(f(&x["floor_ns"]), 0),
+                num(f(&x["events_ns"]), 0),
+                num(f(&x["tls_ns"]), 0),
+                num(f(&x["uprobes_ns"]), 0),
+                num(f(&x["uprobes_x_floor"]), 2),
+                num(f(&x["tls_x_bare"]), 2)
+            );
+        }
+        let _ = writeln!(o);
+    }
     if let Some(p) = r["profile"].as_object() {
         let _ = writeln!(
             o,
