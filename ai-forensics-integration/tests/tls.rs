@@ -10,7 +10,7 @@ use std::{
 use ai_forensics::decode::escape::unescape;
 use ai_forensics_integration::{
     af, parse_jsonl, python, require_root, root,
-    services::{Proc, wait_for},
+    services::{self, OtlpReceiver, Proc, wait_for},
     summary, tempdir,
 };
 use serde_json::Value;
@@ -532,5 +532,59 @@ fn a_private_copy_of_libssl_loaded_at_run_time_is_found_and_watched() {
         r.stderr
     );
     assert_eq!(llm[0]["detail"]["llm"]["reply"], "I will read the key.");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_agent_exports_llm_records_with_the_credentials_redacted() {
+    require_root();
+    let dir = tempdir("tls-export");
+    let s = Server::start(&dir, None);
+    let received = dir.join("otlp.jsonl");
+    let rx = OtlpReceiver::start(&received, 0, 0);
+    let cfg = dir.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "host = \"test-host\"\n[targets]\ndiscover = false\nexe = \"/node$\"\n\
+             [recording]\nmode = \"events\"\nstore = \"\"\ntls_capture = true\n\
+             [otlp]\nenabled = true\nprotocol = \"http\"\nendpoint = \"http://127.0.0.1:{}\"\nrecords = [\"tls\", \"http\", \"llm\"]\n",
+            rx.http
+        ),
+    )
+    .unwrap();
+    let agent = services::agent(&cfg, &[]);
+    let reply = dir.join("reply");
+    let argv = client("node", &s, &reply, "stream");
+    let st = Command::new(&argv[0]).args(&argv[1..]).status().unwrap();
+    assert!(st.success());
+    let llm_count = || {
+        std::fs::read_to_string(&received)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"ai_forensics.type\": \"llm\""))
+            .count()
+    };
+    wait_for(
+        "the llm record at the OTLP receiver",
+        Duration::from_secs(30),
+        || llm_count() >= 1,
+    );
+    let (code, log) = agent.stop(libc::SIGTERM);
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains(TOKEN));
+    let text = std::fs::read_to_string(&received).unwrap();
+    let bodies: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| serde_json::from_str(r["body"].as_str().unwrap()).unwrap())
+        .collect();
+    let llm: Vec<&Value> = bodies.iter().filter(|b| b["type"] == "llm").collect();
+    assert_eq!(llm.len(), 1);
+    assert_eq!(llm[0]["detail"]["llm"]["reply"], "I will read the key.");
+    assert!(bodies.iter().any(|b| b["type"] == "tls"));
+    drop(rx);
+    drop(s);
+    no_token_under(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
