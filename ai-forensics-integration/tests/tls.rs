@@ -345,18 +345,13 @@ fn rules_match_tool_calls_and_commands_an_llm_asked_for() {
     )
     .unwrap();
     let out = dir.join("events.jsonl");
-    let mut args: Vec<String> = [
-        "run",
-        "--tls-capture",
-        "--no-live",
-        "--no-store",
-        "--json",
-        "-o",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let db = dir.join("store.db");
+    let mut args: Vec<String> = ["run", "--tls-capture", "--no-live", "--json", "-o"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     args.push(out.display().to_string());
+    args.extend(["--store".into(), db.display().to_string()]);
     args.extend(["--rules".into(), rules.display().to_string(), "--".into()]);
     args.extend(client("python", &s, &dir.join("reply"), "act"));
     let r = af(&args);
@@ -386,6 +381,23 @@ fn rules_match_tool_calls_and_commands_an_llm_asked_for() {
     }
     // The kill took the tree.
     assert_ne!(r.code, 0, "{}", r.stderr);
+    // The same rules over the recording find the same (`rules test`).
+    let t = af(&[
+        "rules",
+        "test",
+        rules.to_str().unwrap(),
+        "--session",
+        "last",
+        "--store",
+        db.to_str().unwrap(),
+    ]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert!(t.stdout.contains("tool-call-names-a-key"), "{}", t.stdout);
+    assert!(
+        t.stdout.contains("runs-what-the-model-said"),
+        "{}",
+        t.stdout
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -413,6 +425,8 @@ fn http2_from_node_is_decoded_and_its_api_key_redacted() {
     let r = af(&[
         "run",
         "--tls-capture",
+        "--rules",
+        "builtin:agent",
         "--no-live",
         "--no-store",
         "--json",
@@ -470,6 +484,12 @@ fn http2_from_node_is_decoded_and_its_api_key_redacted() {
     );
     assert_eq!(l["usage"]["input"], 17);
     assert_eq!(l["usage"]["output"], 11);
+    // The bundled agent profile flags what the model asked for.
+    let alerts: Vec<&str> = of_type(&recs, "alert")
+        .iter()
+        .filter_map(|a| a["detail"]["rule"].as_str())
+        .collect();
+    assert_eq!(alerts, ["model-asked-for-cloud-metadata"], "{}", r.stderr);
     // HTTP/2 calls carry no raw data (compressed headers); none is cut.
     for t in of_type(&recs, "tls") {
         assert!(t["detail"]["data"].is_null());

@@ -28,7 +28,9 @@ const KERNELS: &[(&str, &str, &str)] = &[
 /// The subset run under emulation (`--full` runs every test): loading and
 /// attaching, exact counts (at exit and at entry), the session record's
 /// kernel features, the process tree, loss accounting, enforcement (the
-/// guests boot with the BPF LSM active, so deny rules are refused there).
+/// guests boot with the BPF LSM active, so deny rules are refused there),
+/// TLS plaintext capture (uprobes on a shared and a static OpenSSL and on
+/// GnuTLS).
 const SUBSET: &[(&str, &[&str])] = &[
     (
         "foundation",
@@ -50,6 +52,12 @@ const SUBSET: &[(&str, &[&str])] = &[
     (
         "events",
         &["loss_is_counted_exactly_and_marked_in_the_stream"],
+    ),
+    (
+        "tls",
+        &[
+            "openssl_in_python_and_node_and_gnutls_in_wget_are_captured_exactly_and_the_token_is_nowhere",
+        ],
     ),
     (
         "policy",

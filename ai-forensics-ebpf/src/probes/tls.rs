@@ -13,7 +13,7 @@ use aya_ebpf::{
     cty::c_void,
     helpers::{
         bpf_get_current_pid_tgid,
-        generated::{bpf_get_attach_cookie, bpf_probe_read_user},
+        generated::{bpf_get_attach_cookie, bpf_loop, bpf_probe_read_user},
     },
     macros::{uprobe, uretprobe},
     programs::{ProbeContext, RetProbeContext},
@@ -94,67 +94,85 @@ pub fn uretprobe_tls(ctx: RetProbeContext) -> u32 {
     } else {
         total
     };
-    let ts_ns = emit::now();
-    let mut k: u32 = 0;
-    while k < tls::MAX_CHUNKS {
-        let off = u64::from(k) * tls::CHUNK as u64;
-        if off >= cap {
-            break;
-        }
-        let left = cap - off;
-        let len = if left < tls::CHUNK as u64 {
-            left
-        } else {
-            tls::CHUNK as u64
-        };
-        let last = off + len >= cap;
-        let mut flags = if last { tls::LAST } else { 0 };
-        if last && cap < total {
-            flags |= tls::TRUNCATED;
-        }
-        send(&Chunk {
-            pid_tgid,
-            tree,
-            ts_ns,
-            p: &p,
-            total,
-            off,
-            len,
-            flags,
-        });
-        k += 1;
-    }
+    let job = Chunk {
+        pid_tgid,
+        tree,
+        _pad: 0,
+        ts_ns: emit::now(),
+        p,
+        total,
+        cap,
+    };
+    // One record per CHUNK bytes. `bpf_loop` (5.17+) has the verifier check
+    // the body once; an open-coded loop is checked per iteration, which the
+    // 6.1 verifier gives up on (a million instructions).
+    // SAFETY: the callback is a BPF function of this object taking the
+    // context below, which lives on this stack for the whole call.
+    unsafe {
+        bpf_loop(
+            tls::MAX_CHUNKS,
+            chunk as *const () as *mut c_void,
+            (&raw const job).cast_mut().cast::<c_void>(),
+            0,
+        )
+    };
     0
 }
 
-struct Chunk<'a> {
+/// What the loop body needs.
+#[repr(C)]
+struct Chunk {
     pid_tgid: u64,
     tree: u32,
+    _pad: u32,
     ts_ns: u64,
-    p: &'a TlsPending,
+    p: TlsPending,
     total: u64,
-    off: u64,
-    len: u64,
-    flags: u16,
+    cap: u64,
+}
+
+/// The loop body: record `k` of the call (1 stops the loop).
+extern "C" fn chunk(k: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `Chunk` the return probe passed to `bpf_loop`.
+    let c = unsafe { &*(ctx as *const Chunk) };
+    let off = k * tls::CHUNK as u64;
+    if off >= c.cap {
+        return 1;
+    }
+    let left = c.cap - off;
+    let len = if left < tls::CHUNK as u64 {
+        left
+    } else {
+        tls::CHUNK as u64
+    };
+    let mut flags = 0;
+    if off + len >= c.cap {
+        flags = tls::LAST;
+        if c.cap < c.total {
+            flags |= tls::TRUNCATED;
+        }
+    }
+    send(c, off, len, flags);
+    0
 }
 
 #[inline(always)]
-fn send(c: &Chunk<'_>) {
+fn send(c: &Chunk, off: u64, len: u64, flags: u16) {
     let Some(s) = TLS_SCRATCH.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: per-CPU scratch slot, preemption is disabled while programs run.
     let s: &mut TlsScratch = unsafe { &mut *s };
     // 1..=CHUNK, in a form the verifier can bound.
-    let len = ((c.len.wrapping_sub(1)) & (tls::CHUNK as u64 - 1)) + 1;
-    let mut flags = c.flags;
+    let len = ((len.wrapping_sub(1)) & (tls::CHUNK as u64 - 1)) + 1;
+    let mut flags = flags;
     // SAFETY: `len` <= CHUNK bytes fit in the scratch data area; the source
     // is the target's (untrusted) buffer, read by the helper.
     let r = unsafe {
         bpf_probe_read_user(
             s.data.as_mut_ptr().cast::<c_void>(),
             len as u32,
-            (c.p.buf + c.off) as *const c_void,
+            (c.p.buf + off) as *const c_void,
         )
     };
     let len = if r == 0 {
@@ -168,7 +186,7 @@ fn send(c: &Chunk<'_>) {
         conn: c.p.conn,
         entry_ns: c.p.entry_ns,
         total: c.total,
-        offset: c.off as u32,
+        offset: off as u32,
         len: len as u32,
         func: c.p.func as u16,
         flags,

@@ -1,7 +1,10 @@
 //! Evaluating rules against the event stream: conditions, thresholds over
 //! time windows, and sequences (`then`). The same engine runs live (in the
 //! consumer thread) and over a stored session (`rules test`).
-use std::collections::{HashMap, VecDeque};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, VecDeque},
+};
 
 use serde_json::Value;
 
@@ -337,6 +340,68 @@ impl Engine {
         while q.len() > SAID_KEEP {
             q.pop_front();
         }
+    }
+
+    /// An LLM call (an `llm` record's `detail`), as the rules see it: the
+    /// pseudo-syscall `llm` with arguments `api`, `model`, `endpoint`,
+    /// `host`, `prompt` (the last user message), `reply`, `tool` (the tool
+    /// names called, space-separated) and `arguments` (every tool call's
+    /// arguments, newline-separated); the paths named in the arguments are
+    /// its paths (a `path` condition holds for any of them). What it said is
+    /// remembered for `from_llm`. `ev` gives who and when (its syscall,
+    /// path and args are replaced).
+    pub fn on_llm(&mut self, ev: &Event<'_>, detail: &Value) -> Vec<Alert> {
+        let l = &detail["llm"];
+        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        let calls = l["tool_calls"].as_array().cloned().unwrap_or_default();
+        let tools: Vec<String> = calls.iter().map(|t| text(&t["name"])).collect();
+        let arguments: Vec<String> = calls.iter().map(|t| text(&t["arguments"])).collect();
+        let prompt = l["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .map(|m| text(&m["content"]))
+            .unwrap_or_default();
+        let reply = text(&l["reply"]);
+        let args = Args(vec![
+            (Cow::Borrowed("api"), l["api"].clone()),
+            (Cow::Borrowed("model"), l["model"].clone()),
+            (Cow::Borrowed("endpoint"), detail["endpoint"].clone()),
+            (Cow::Borrowed("host"), detail["host"].clone()),
+            (Cow::Borrowed("prompt"), Value::String(prompt)),
+            (Cow::Borrowed("reply"), Value::String(reply.clone())),
+            (Cow::Borrowed("tool"), Value::String(tools.join(" "))),
+            (
+                Cow::Borrowed("arguments"),
+                Value::String(arguments.join("\n")),
+            ),
+        ]);
+        self.llm_said(
+            ev.tree,
+            ev.ts_ns,
+            &format!("{reply}\n{}", arguments.join("\n")),
+        );
+        let paths = paths_in(&arguments.join("\n"));
+        let mut list: Vec<Option<&str>> = paths.iter().map(|p| Some(p.as_str())).collect();
+        if list.is_empty() {
+            list.push(None);
+        }
+        for path in list {
+            let e = Event {
+                syscall: super::rules::LLM,
+                path,
+                resolved: None,
+                args: &args,
+                ret: Some(0),
+                errno: None,
+                exfil_bytes: 0,
+                ..*ev
+            };
+            let alerts = self.on_event(&e);
+            if !alerts.is_empty() {
+                return alerts;
+            }
+        }
+        Vec::new()
     }
 
     /// Whether an exec's command (its command line, escaped) was named by

@@ -127,6 +127,25 @@ pub fn feed(engine: &mut Engine, v: &Value) -> Vec<Alert> {
             };
             engine.on_event(&ev)
         }
+        Some("llm") => {
+            let (comm, args) = (v["comm"].as_str().unwrap_or(""), Args::default());
+            let ev = Event {
+                seq: v["seq"].as_u64().unwrap_or(0),
+                ts_ns: v["ts_ns"].as_u64().unwrap_or(0),
+                pid: u32_of(&v["pid"]),
+                tid: u32_of(&v["tid"]),
+                tree: u32_of(&v["tree"]),
+                syscall: super::rules::LLM,
+                comm,
+                path: None,
+                resolved: None,
+                args: &args,
+                ret: Some(0),
+                errno: None,
+                exfil_bytes: 0,
+            };
+            engine.on_llm(&ev, d)
+        }
         _ => Vec::new(),
     }
 }

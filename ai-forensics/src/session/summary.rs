@@ -451,6 +451,39 @@ impl Report<'_> {
                 s.llm_calls,
                 t.tracker.files.len()
             );
+            if let Some(ai) = &self.ai {
+                for (pid, u) in ai["llm"].as_object().into_iter().flatten() {
+                    let tools: Vec<String> = u["tool_calls"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k} x{v}"))
+                        .collect();
+                    let models: Vec<&str> = u["models"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "llm: process {pid}: {} calls to {}; tool calls: {}; {} tokens in, {} out",
+                        u["calls"],
+                        if models.is_empty() {
+                            "?".to_owned()
+                        } else {
+                            models.join(", ")
+                        },
+                        if tools.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            tools.join(", ")
+                        },
+                        u["input_tokens"],
+                        u["output_tokens"]
+                    );
+                }
+            }
             for (f, why) in &t.tracker.failed {
                 let _ = writeln!(
                     out,

@@ -1,9 +1,7 @@
 //! TLS plaintext in the session: records of calls, HTTP exchanges and LLM
 //! calls on the same timeline as the syscalls; LLM calls judged by the
 //! rules; files to watch found as the targets exec and open them.
-use std::{borrow::Cow, path::PathBuf, sync::mpsc::SyncSender};
-
-use serde_json::json;
+use std::{path::PathBuf, sync::mpsc::SyncSender};
 
 use super::consumer::Consumer;
 use crate::{
@@ -161,11 +159,8 @@ impl Consumer {
             .unwrap_or_default()
     }
 
-    /// An LLM call, as the rules see it: the pseudo-syscall `llm`, with
-    /// arguments `api`, `model`, `endpoint`, `host`, `prompt` (the last user
-    /// message), `reply`, `tool` (names, space-separated) and `arguments`
-    /// (every tool call's arguments, newline-separated). Paths named in the
-    /// tool calls' arguments are its paths.
+    /// An LLM call, judged by the rules (`Engine::on_llm`, shared with
+    /// `rules test --session`).
     fn judge_llm(
         &mut self,
         seq: u64,
@@ -173,61 +168,30 @@ impl Consumer {
         ts_ns: u64,
         rec: &crate::tls::ExchangeRecord,
     ) {
-        let Some(c) = &rec.llm else { return };
         let Some(policy) = &mut self.policy else {
             return;
         };
-        let tools: Vec<&str> = c.tool_calls.iter().map(|t| t.name.as_str()).collect();
-        let arguments: Vec<&str> = c.tool_calls.iter().map(|t| t.arguments.as_str()).collect();
-        let prompt = c
-            .messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
-        let mut args = Args::default();
-        let mut push = |k: &'static str, v: serde_json::Value| args.0.push((Cow::Borrowed(k), v));
-        push("api", json!(c.api));
-        push("model", json!(c.model));
-        push("endpoint", json!(rec.endpoint));
-        push("host", json!(rec.host));
-        push("prompt", json!(prompt));
-        push("reply", json!(c.reply));
-        push("tool", json!(tools.join(" ")));
-        push("arguments", json!(arguments.join("\n")));
-        let suggested = format!("{}\n{}", c.reply, arguments.join("\n"));
-        policy.engine.llm_said(who.2, ts_ns, &suggested);
+        let Ok(detail) = serde_json::to_value(rec) else {
+            return;
+        };
         let comm = escape::escape(&self_comm(&self.procs, who.0));
-        let paths = crate::policy::engine::paths_in(&arguments.join("\n"));
-        // One event per path named (a rule on `path` holds for any of
-        // them), or one without a path.
-        let mut list: Vec<Option<&str>> = paths.iter().map(|p| Some(p.as_str())).collect();
-        if list.is_empty() {
-            list.push(None);
-        }
-        let mut alerts = Vec::new();
-        for path in list {
-            let ev = Event {
-                exfil_bytes: 0,
-                seq,
-                ts_ns,
-                pid: who.0,
-                tid: who.1,
-                tree: who.2,
-                syscall: "llm",
-                comm: &comm,
-                path,
-                resolved: None,
-                args: &args,
-                ret: Some(0),
-                errno: None,
-            };
-            alerts.extend(policy.engine.on_event(&ev));
-            if !alerts.is_empty() {
-                break;
-            }
-        }
+        let args = Args::default();
+        let ev = Event {
+            exfil_bytes: 0,
+            seq,
+            ts_ns,
+            pid: who.0,
+            tid: who.1,
+            tree: who.2,
+            syscall: crate::policy::rules::LLM,
+            comm: &comm,
+            path: None,
+            resolved: None,
+            args: &args,
+            ret: Some(0),
+            errno: None,
+        };
+        let alerts = policy.engine.on_llm(&ev, &detail);
         for a in alerts {
             self.raise(a, "rules");
         }

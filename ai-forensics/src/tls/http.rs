@@ -96,6 +96,36 @@ impl Conn {
         self.h2.is_some()
     }
 
+    /// Bytes this connection holds (buffers, bodies not yet complete).
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        let mut n: usize = self.waiting.iter().map(|m| m.body.len()).sum();
+        if let Some(h1) = &self.h1 {
+            n += h1
+                .iter()
+                .map(|s| s.buf.len() + s.cur.body.len())
+                .sum::<usize>();
+        }
+        if let Some(h2) = &self.h2 {
+            n += h2.client.buf.len() + h2.server.buf.len();
+            n += h2
+                .streams
+                .0
+                .values()
+                .map(|s| s.request.body.len() + s.response.body.len())
+                .sum::<usize>();
+        }
+        n
+    }
+
+    /// Gives up on the connection (its parse state is dropped).
+    pub fn abandon(&mut self, why: &str) {
+        *self = Self {
+            failed: Some(why.to_owned()),
+            ..Self::default()
+        };
+    }
+
     /// Whether the traced process is the client.
     #[must_use]
     pub fn is_client(&self) -> bool {

@@ -43,6 +43,10 @@ pub const DEFAULT_CAPTURE: u32 = 16 << 10;
 const BIND_WINDOW_NS: u64 = 200_000_000;
 /// Most connections followed at once (oldest forgotten first).
 const MAX_CONNS: usize = 4096;
+/// Most bytes all connections may hold for parsing: past it the connection
+/// that grew is given up (counted), so a hostile target cannot make the
+/// recorder hold its bodies without end.
+const MAX_BUFFERED: usize = 256 << 20;
 
 /// Name of a function id.
 #[must_use]
@@ -74,6 +78,10 @@ struct Call {
 /// A connection: its socket and its protocol state.
 #[derive(Debug, Default)]
 struct Conn {
+    /// Who used it last: (tgid, tid, tree).
+    who: (u32, u32, u32),
+    /// Bytes its parse state held after the last call.
+    buffered: usize,
     fd: Option<i64>,
     endpoint: Option<String>,
     http: http::Conn,
@@ -105,6 +113,8 @@ pub struct Stats {
     pub connections: u64,
     /// Connections whose bytes were not HTTP or could not be parsed.
     pub not_http: u64,
+    /// Connections given up because all of them together held too much.
+    pub over_budget: u64,
     /// HTTP exchanges.
     pub http_exchanges: u64,
     /// LLM API calls.
@@ -220,6 +230,8 @@ pub struct Tracker {
     pub files: Vec<(String, Vec<String>)>,
     /// Files that could not be attached, and why.
     pub failed: Vec<(String, String)>,
+    /// Bytes all connections hold for parsing.
+    buffered: usize,
 }
 
 /// Looks a socket's remote end up: (tgid, fd) -> text.
@@ -313,6 +325,7 @@ impl Tracker {
             .map(|(_, fd, _)| *fd);
         let conn = self.conns.entry(key).or_default();
         conn.last_ns = call.ts_ns;
+        conn.who = (call.tgid, call.tid, call.tree);
         match io {
             Some(fd) if conn.fd != Some(fd) => {
                 if conn.fd.is_some() {
@@ -342,6 +355,15 @@ impl Tracker {
         };
         if call.truncated || call.incomplete || call.fault {
             conn.gap = true;
+        }
+        let now = conn.http.buffered();
+        self.buffered = self.buffered.saturating_sub(conn.buffered) + now;
+        conn.buffered = now;
+        if self.buffered > MAX_BUFFERED {
+            conn.http.abandon("over the parse budget");
+            self.buffered -= conn.buffered;
+            conn.buffered = 0;
+            self.stats.over_budget += 1;
         }
         let h2 = conn.http.is_h2();
         let data = (!h2).then(|| {
@@ -455,6 +477,7 @@ impl Tracker {
         let Some(mut c) = self.conns.remove(&key) else {
             return;
         };
+        self.buffered = self.buffered.saturating_sub(c.buffered);
         if c.http.failed.is_some() {
             self.stats.not_http += 1;
         }
