@@ -29,8 +29,7 @@ const KERNELS: &[(&str, &str, &str)] = &[
 /// attaching, exact counts (at exit and at entry), the session record's
 /// kernel features, the process tree, loss accounting, enforcement (the
 /// guests boot with the BPF LSM active, so deny rules are refused there),
-/// TLS plaintext capture (uprobes on a shared and a static OpenSSL and on
-/// GnuTLS).
+/// TLS plaintext capture (uprobes on a libssl found at run time).
 const SUBSET: &[(&str, &[&str])] = &[
     (
         "foundation",
@@ -55,9 +54,7 @@ const SUBSET: &[(&str, &[&str])] = &[
     ),
     (
         "tls",
-        &[
-            "openssl_in_python_and_node_and_gnutls_in_wget_are_captured_exactly_and_the_token_is_nowhere",
-        ],
+        &["a_private_copy_of_libssl_loaded_at_run_time_is_found_and_watched"],
     ),
     (
         "policy",

@@ -196,6 +196,12 @@ pub fn probe() -> Vec<Feature> {
             false,
             "CUDA calls in libcudart and TLS plaintext (--tls-capture); without them GPU activity and LLM calls are not seen",
         ),
+        feature(
+            "bpf_loop",
+            helper(ProgramType::KProbe, BpfHelper::BPF_FUNC_loop),
+            false,
+            "TLS plaintext capture (--tls-capture, 5.17+); without it TLS calls are not recorded (the summary says why)",
+        ),
         Feature {
             name: "BPF LSM active",
             available: lsm_active.is_ok(),

@@ -355,20 +355,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     }
     // So are the TLS ones, on the files known before anything runs.
     if let (Ok(()), Some(t)) = (&attach, &opts.tls) {
-        let mut files: Vec<(std::path::PathBuf, bool)> =
-            t.binaries.iter().map(|b| (b.clone(), true)).collect();
-        files.extend(
-            crate::tls::files::system_libraries()
-                .into_iter()
-                .map(|f| (f, false)),
-        );
-        files.extend(
-            crate::tls::files::known_binaries()
-                .into_iter()
-                .map(|f| (f, false)),
-        );
-        let done = tls_attach(&mut probes, files, t.capture_bytes, &mut tls_seen);
-        let _ = tx.send(Msg::TlsFiles(done));
+        let _ = tx.send(tls::attach_known(t, &mut probes, &mut tls_seen));
     }
     if let Some(l) = &opts.launch
         && attach.is_ok()
@@ -462,25 +449,12 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let mut next_metrics = Instant::now();
     let end = loop {
         match (&tls_rx, &opts.tls) {
+            // Files to watch are attached as soon as they are asked for: a
+            // process's first TLS call may come quickly.
             (Some(rx), Some(t)) => {
-                // Files to watch are attached as soon as they are asked for:
-                // a process's first TLS call may come quickly.
-                if let Ok(first) = rx.recv_timeout(Duration::from_millis(20)) {
-                    let mut files = Vec::new();
-                    for a in std::iter::once(first).chain(rx.try_iter()) {
-                        match a {
-                            tls::Attach::Process(pid) => files.extend(
-                                crate::tls::files::of_process(pid)
-                                    .into_iter()
-                                    .map(|f| (f, false)),
-                            ),
-                            tls::Attach::File(f) => files.push((f, false)),
-                        }
-                    }
-                    let done = tls_attach(&mut probes, files, t.capture_bytes, &mut tls_seen);
-                    if !done.is_empty() {
-                        let _ = ctl.send(Msg::TlsFiles(done));
-                    }
+                let wait = Duration::from_millis(20);
+                if let Some(m) = tls::serve(rx, t, &mut probes, &mut tls_seen, wait) {
+                    let _ = ctl.send(m);
                 }
             }
             _ => thread::sleep(Duration::from_millis(20)),
@@ -774,38 +748,6 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         _ => 0,
     };
     Ok(Outcome { exit_code })
-}
-
-/// Attaches the TLS uprobes to each file not looked at before; `named`
-/// files (`--tls-binary`) are reported even when they hold no TLS function.
-/// Returns (file, functions attached or why not) for those worth telling.
-fn tls_attach(
-    probes: &mut Probes,
-    files: Vec<(std::path::PathBuf, bool)>,
-    cap: u32,
-    seen: &mut crate::tls::files::Seen,
-) -> Vec<(String, std::result::Result<Vec<String>, String>)> {
-    let mut out = Vec::new();
-    for (f, named) in files {
-        if !seen.first(&f) {
-            continue;
-        }
-        let shown = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-        let shown = shown.display().to_string();
-        match probes.attach_tls(&f, crate::tls::FUNCTIONS, cap) {
-            Ok(fns) if !fns.is_empty() => {
-                tracing::info!("tls: uprobes on {} in {shown}", fns.join(", "));
-                out.push((shown, Ok(fns)));
-            }
-            Ok(_) if named => out.push((shown, Err("no TLS function in it".into()))),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!("tls: {shown}: {e}");
-                out.push((shown, Err(e.to_string())));
-            }
-        }
-    }
-    out
 }
 
 /// Attaches the CUDA uprobes to the libraries named with `--gpu-lib`, those

@@ -1,17 +1,93 @@
 //! TLS plaintext in the session: records of calls, HTTP exchanges and LLM
 //! calls on the same timeline as the syscalls; LLM calls judged by the
 //! rules; files to watch found as the targets exec and open them.
-use std::{path::PathBuf, sync::mpsc::SyncSender};
+use std::{
+    path::PathBuf,
+    sync::mpsc::{Receiver, SyncSender},
+    time::Duration,
+};
 
-use super::consumer::Consumer;
+use super::{
+    consumer::{Consumer, Msg},
+    options::TlsOptions,
+};
 use crate::{
     decode::{Syscall, TlsChunk, args::Args, escape},
+    loader::Probes,
     output::json,
     policy::engine::Event,
     state::fds::FdTables,
     syscall::table as systable,
-    tls::{Output, Tracker},
+    tls::{Output, Tracker, files},
 };
+
+/// What attaching the files gave: (file, functions attached or why not).
+type Attached = Vec<(String, std::result::Result<Vec<String>, String>)>;
+
+/// Attaches the uprobes to the files known before the workload starts:
+/// `--tls-binary`, the linker's TLS libraries, node/bun/deno on PATH.
+pub fn attach_known(t: &TlsOptions, probes: &mut Probes, seen: &mut files::Seen) -> Msg {
+    let mut list: Vec<(PathBuf, bool)> = t.binaries.iter().map(|b| (b.clone(), true)).collect();
+    list.extend(files::system_libraries().into_iter().map(|f| (f, false)));
+    list.extend(files::known_binaries().into_iter().map(|f| (f, false)));
+    Msg::TlsFiles(attach(probes, list, t.capture_bytes, seen))
+}
+
+/// Waits up to `wait` for the consumer's requests and serves every one
+/// queued; returns what to tell the consumer, if anything was attached.
+pub fn serve(
+    rx: &Receiver<Attach>,
+    t: &TlsOptions,
+    probes: &mut Probes,
+    seen: &mut files::Seen,
+    wait: Duration,
+) -> Option<Msg> {
+    let first = rx.recv_timeout(wait).ok()?;
+    let mut list = Vec::new();
+    for a in std::iter::once(first).chain(rx.try_iter()) {
+        match a {
+            Attach::Process(pid) => {
+                list.extend(files::of_process(pid).into_iter().map(|f| (f, false)));
+            }
+            Attach::File(f) => list.push((f, false)),
+        }
+    }
+    let done = attach(probes, list, t.capture_bytes, seen);
+    (!done.is_empty()).then_some(Msg::TlsFiles(done))
+}
+
+/// Attaches the uprobes to each file not looked at before; `named` files
+/// (`--tls-binary`) are reported even when they hold no TLS function.
+fn attach(
+    probes: &mut Probes,
+    list: Vec<(PathBuf, bool)>,
+    cap: u32,
+    seen: &mut files::Seen,
+) -> Attached {
+    let mut out = Vec::new();
+    for (f, named) in list {
+        if !seen.first(&f) {
+            continue;
+        }
+        let shown = std::fs::canonicalize(&f)
+            .unwrap_or_else(|_| f.clone())
+            .display()
+            .to_string();
+        match probes.attach_tls(&f, crate::tls::FUNCTIONS, cap) {
+            Ok(fns) if !fns.is_empty() => {
+                tracing::info!("tls: uprobes on {} in {shown}", fns.join(", "));
+                out.push((shown, Ok(fns)));
+            }
+            Ok(_) if named => out.push((shown, Err("no TLS function in it".into()))),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("tls: {shown}: {e}");
+                out.push((shown, Err(e.to_string())));
+            }
+        }
+    }
+    out
+}
 
 /// Something the main thread should attach the TLS uprobes to.
 #[derive(Debug)]
