@@ -3,7 +3,8 @@ use anyhow::{Context as _, bail};
 
 use crate::util::{self, cmd, output, succeeds};
 
-/// Debian packages: LLVM 22 for bpf-linker; strace, python3-torch for the tests.
+/// Debian packages: LLVM 22 for bpf-linker; strace, python3-torch, TLS
+/// clients and the rest for the tests.
 const APT: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -24,6 +25,11 @@ const APT: &[&str] = &[
     "busybox",
     // `run` prevents denied calls through seccomp user notification.
     "libseccomp-dev",
+    // TLS capture tests: certificates, and clients through OpenSSL (node)
+    // and GnuTLS (wget).
+    "openssl",
+    "wget",
+    "nodejs",
 ];
 
 fn missing_packages() -> Vec<&'static str> {

@@ -559,3 +559,139 @@ fn escape_call(mut c: llm::Call) -> llm::Call {
     c.error = c.error.as_deref().map(e);
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[expect(clippy::too_many_arguments, reason = "a record's fields, in order")]
+    fn chunk(
+        tid: u32,
+        entry: u64,
+        ts: u64,
+        func: u32,
+        offset: u32,
+        total: u64,
+        data: &[u8],
+        flags: u16,
+    ) -> TlsChunk {
+        TlsChunk {
+            ts_ns: ts,
+            tgid: 10,
+            tid,
+            tree: 1,
+            conn: 0xc0,
+            entry_ns: entry,
+            total,
+            offset,
+            func: func as u16,
+            flags,
+            data: data.to_vec(),
+        }
+    }
+
+    fn calls(out: &[Output]) -> Vec<&CallRecord> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Call { rec, .. } => Some(rec),
+                Output::Exchange { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calls_are_put_together_and_tied_to_their_socket() {
+        let ep = |_: u32, fd: i64| Some(format!("10.0.0.1:{fd}"));
+        let mut t = Tracker::default();
+        let req = b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+        // A call in two records, with its socket write in between.
+        assert!(
+            t.chunk(
+                chunk(
+                    11,
+                    100,
+                    200,
+                    tls::SSL_WRITE,
+                    0,
+                    req.len() as u64,
+                    &req[..20],
+                    0
+                ),
+                &ep
+            )
+            .is_empty()
+        );
+        t.socket_io(10, 11, 7, 150, &ep);
+        let out = t.chunk(
+            chunk(
+                11,
+                100,
+                200,
+                tls::SSL_WRITE,
+                20,
+                req.len() as u64,
+                &req[20..],
+                tls::LAST,
+            ),
+            &ep,
+        );
+        let c = calls(&out);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].fd, Some(7));
+        assert_eq!(c[0].endpoint.as_deref(), Some("10.0.0.1:7"));
+        assert_eq!(c[0].captured, req.len() as u64);
+        assert!(!c[0].incomplete);
+        // The response, read through a memory buffer: no socket I/O during
+        // the call, the connection is already known.
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let out = t.chunk(
+            chunk(
+                11,
+                300,
+                310,
+                tls::SSL_READ,
+                0,
+                resp.len() as u64,
+                resp,
+                tls::LAST,
+            ),
+            &ep,
+        );
+        assert_eq!(calls(&out)[0].fd, Some(7));
+        assert!(out.iter().any(|o| matches!(o, Output::Exchange { rec, .. } if rec.status == Some(200) && rec.response_body == "ok")));
+        assert_eq!(t.stats.http_exchanges, 1);
+    }
+
+    #[test]
+    fn a_memory_buffer_library_binds_at_its_next_socket_write_and_losses_show() {
+        let ep = |_: u32, fd: i64| Some(format!("e{fd}"));
+        let mut t = Tracker::default();
+        let out = t.chunk(
+            chunk(5, 10, 20, tls::SSL_WRITE, 0, 3, b"GET", tls::LAST),
+            &ep,
+        );
+        assert_eq!(calls(&out)[0].fd, None);
+        // node writes the socket after SSL_write returned.
+        t.socket_io(10, 5, 9, 30, &ep);
+        let out = t.chunk(
+            chunk(5, 40, 50, tls::SSL_WRITE, 0, 3, b" / ", tls::LAST),
+            &ep,
+        );
+        assert_eq!(calls(&out)[0].fd, Some(9));
+        // A call whose last record was lost is written as incomplete when
+        // the thread's next call begins, and the stream stops being parsed.
+        assert!(
+            t.chunk(
+                chunk(5, 60, 70, tls::SSL_WRITE, 0, 8192, &[b'x'; 4096], 0),
+                &ep
+            )
+            .is_empty()
+        );
+        let out = t.chunk(chunk(5, 80, 90, tls::SSL_WRITE, 0, 1, b"y", tls::LAST), &ep);
+        let c = calls(&out);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].incomplete && !c[1].incomplete);
+        assert_eq!(t.stats.incomplete_calls, 1);
+        assert_eq!(t.stats.bytes_sent, 3 + 3 + 8192 + 1);
+    }
+}
