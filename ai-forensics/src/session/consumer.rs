@@ -277,7 +277,7 @@ impl Consumer {
         if let Some(a) = &mut self.analyser
             && matches!(
                 l.kind,
-                "syscall" | "process" | "exec" | "fork" | "exit" | "alert"
+                "syscall" | "process" | "exec" | "fork" | "exit" | "alert" | "llm"
             )
         {
             a.pending.push(l.json.clone());

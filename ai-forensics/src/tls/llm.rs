@@ -356,31 +356,24 @@ fn reply_whole(call: &mut Call, v: &Value) {
         }
     }
     // Ollama and llama.cpp.
-    if v["message"].is_object() {
-        call.reply.push_str(&text_of(&v["message"]["content"]));
-        for t in v["message"]["tool_calls"].as_array().into_iter().flatten() {
-            call.tool_calls.push(tool_call_of(t));
-        }
-    }
-    if let Some(r) = v["response"].as_str() {
-        call.reply.push_str(r);
-    }
-    if let Some(c) = v["content"].as_str() {
-        call.reply.push_str(c);
-    }
-    for (k_in, k_out) in [
-        ("prompt_eval_count", "eval_count"),
-        ("tokens_evaluated", "tokens_predicted"),
-    ] {
-        if let Some(n) = v[k_in].as_u64() {
-            call.usage.input = Some(n);
-        }
-        if let Some(n) = v[k_out].as_u64() {
-            call.usage.output = Some(n);
-        }
-    }
+    ollama_like(call, v);
+    counts_of(call, v);
     if let Some(r) = str_of(&v["done_reason"]).or_else(|| str_of(&v["stop_type"])) {
         call.finish = Some(r);
+    }
+}
+
+/// The text and tool calls of an Ollama or llama.cpp reply (whole, or
+/// one line or event of a stream).
+fn ollama_like(call: &mut Call, v: &Value) {
+    call.reply.push_str(&text_of(&v["message"]["content"]));
+    for t in v["message"]["tool_calls"].as_array().into_iter().flatten() {
+        call.tool_calls.push(tool_call_of(t));
+    }
+    for key in ["response", "content"] {
+        if let Some(t) = v[key].as_str() {
+            call.reply.push_str(t);
+        }
     }
 }
 
@@ -483,18 +476,7 @@ fn reply_delta(call: &mut Call, v: &Value) {
         Some("error") => call.error = Some(v["error"].to_string()),
         _ => {
             // Ollama JSON lines and llama.cpp stream events.
-            if let Some(t) = v["message"]["content"].as_str() {
-                call.reply.push_str(t);
-            }
-            for t in v["message"]["tool_calls"].as_array().into_iter().flatten() {
-                call.tool_calls.push(tool_call_of(t));
-            }
-            if let Some(t) = v["response"].as_str() {
-                call.reply.push_str(t);
-            }
-            if let Some(t) = v["content"].as_str() {
-                call.reply.push_str(t);
-            }
+            ollama_like(call, v);
             if v["done"] == true || v["stop"] == true {
                 counts_of(call, v);
                 if let Some(r) = str_of(&v["done_reason"]) {

@@ -170,11 +170,7 @@ impl H1 {
                 Ok(httparse::Status::Complete(n)) => {
                     m.method = r.method.map(str::to_owned);
                     m.path = r.path.map(str::to_owned);
-                    m.headers = r
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-                        .collect();
+                    m.headers = headers_of(r.headers);
                     n
                 }
                 Ok(httparse::Status::Partial) => return Ok(None),
@@ -185,11 +181,7 @@ impl H1 {
             match r.parse(&self.buf) {
                 Ok(httparse::Status::Complete(n)) => {
                     m.status = r.code;
-                    m.headers = r
-                        .headers
-                        .iter()
-                        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-                        .collect();
+                    m.headers = headers_of(r.headers);
                     n
                 }
                 Ok(httparse::Status::Partial) => return Ok(None),
@@ -223,6 +215,13 @@ impl H1 {
         self.cur = m;
         Ok(Some(used))
     }
+}
+
+/// Headers with lower-case names, values as sent.
+fn headers_of(h: &[httparse::Header<'_>]) -> Vec<(String, Vec<u8>)> {
+    h.iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
+        .collect()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
