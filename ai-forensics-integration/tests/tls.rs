@@ -608,3 +608,58 @@ fn the_agent_exports_llm_records_with_the_credentials_redacted() {
     no_token_under(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn trace_pid_watches_the_tls_library_a_running_process_already_mapped() {
+    require_root();
+    let dir = tempdir("tls-trace");
+    let s = Server::start(&dir, None);
+    let lib = dir.join("private");
+    std::fs::create_dir_all(&lib).unwrap();
+    let system = std::fs::canonicalize("/lib/x86_64-linux-gnu/libssl.so.3")
+        .or_else(|_| std::fs::canonicalize("/usr/lib/aarch64-linux-gnu/libssl.so.3"))
+        .expect("the system libssl.so.3");
+    std::fs::copy(&system, lib.join("libssl.so.3")).unwrap();
+    // It maps its own libssl (imports ssl), then waits before its model
+    // call: attached in between, by pid, with no exec to see.
+    let reply = dir.join("reply");
+    let argv = client("python", &s, &reply, "whole");
+    let code = format!(
+        "import ssl, sys, time, runpy\ntime.sleep(3)\nsys.argv = {:?}\nrunpy.run_path(sys.argv[0])\n",
+        argv[1..].to_vec()
+    );
+    let mut agent = Command::new(python())
+        .args(["-c", &code])
+        .env("LD_LIBRARY_PATH", &lib)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = dir.join("events.jsonl");
+    let pid = agent.id().to_string();
+    let r = af(&[
+        "trace",
+        "--pid",
+        &pid,
+        "--tls-capture",
+        "--no-live",
+        "--no-store",
+        "--json",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(agent.wait().unwrap().success());
+    let recs = parse_jsonl(&std::fs::read_to_string(&out).unwrap());
+    let files: Vec<&str> = summary(&recs)["tls"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["file"].as_str())
+        .collect();
+    let copy = std::fs::canonicalize(lib.join("libssl.so.3")).unwrap();
+    assert!(files.contains(&copy.to_str().unwrap()), "{files:?}");
+    let llm = of_type(&recs, "llm");
+    assert_eq!(llm.len(), 1, "{}", r.stderr);
+    assert_eq!(llm[0]["pid"].to_string(), pid);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -699,6 +699,8 @@ impl Consumer {
             self.procs.set_reason(pid, r);
         }
         self.fds.seed_from_proc(pid);
+        // An attached process may carry a TLS library no exec will show.
+        self.tls_exec(pid);
         // A launched command is still ai-forensics until it execs; its
         // identity record follows the exec.
         if origin != Origin::Launched {
