@@ -138,6 +138,18 @@ fn client(kind: &str, s: &Server, reply: &Path, mode: &str) -> Vec<String> {
     v
 }
 
+/// A directory holding a copy of the system's libssl.so.3 (another inode
+/// than the one watched from the start).
+fn private_libssl(dir: &Path) -> PathBuf {
+    let lib = dir.join("private");
+    std::fs::create_dir_all(&lib).unwrap();
+    let system = std::fs::canonicalize("/lib/x86_64-linux-gnu/libssl.so.3")
+        .or_else(|_| std::fs::canonicalize("/usr/lib/aarch64-linux-gnu/libssl.so.3"))
+        .expect("the system libssl.so.3");
+    std::fs::copy(&system, lib.join("libssl.so.3")).unwrap();
+    lib
+}
+
 fn of_type<'a>(recs: &'a [Value], t: &'a str) -> Vec<&'a Value> {
     recs.iter().filter(|r| r["type"] == t).collect()
 }
@@ -507,12 +519,7 @@ fn a_private_copy_of_libssl_loaded_at_run_time_is_found_and_watched() {
     let s = Server::start(&dir, None);
     // The client's Python loads this copy (another inode than the system's,
     // which is watched from the start) when it imports ssl, long after exec.
-    let lib = dir.join("private");
-    std::fs::create_dir_all(&lib).unwrap();
-    let system = std::fs::canonicalize("/lib/x86_64-linux-gnu/libssl.so.3")
-        .or_else(|_| std::fs::canonicalize("/usr/lib/aarch64-linux-gnu/libssl.so.3"))
-        .expect("the system libssl.so.3");
-    std::fs::copy(&system, lib.join("libssl.so.3")).unwrap();
+    let lib = private_libssl(&dir);
     let out = dir.join("events.jsonl");
     let reply = dir.join("reply");
     let mut args: Vec<String> = [
@@ -614,12 +621,7 @@ fn trace_pid_watches_the_tls_library_a_running_process_already_mapped() {
     require_root();
     let dir = tempdir("tls-trace");
     let s = Server::start(&dir, None);
-    let lib = dir.join("private");
-    std::fs::create_dir_all(&lib).unwrap();
-    let system = std::fs::canonicalize("/lib/x86_64-linux-gnu/libssl.so.3")
-        .or_else(|_| std::fs::canonicalize("/usr/lib/aarch64-linux-gnu/libssl.so.3"))
-        .expect("the system libssl.so.3");
-    std::fs::copy(&system, lib.join("libssl.so.3")).unwrap();
+    let lib = private_libssl(&dir);
     // It maps its own libssl (imports ssl), then waits before its model
     // call: attached in between, by pid, with no exec to see.
     let reply = dir.join("reply");
