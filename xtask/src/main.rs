@@ -15,6 +15,7 @@ mod bench;
 mod build;
 mod fuzz;
 mod lint;
+mod llm_agent;
 mod services;
 mod setup;
 mod soak;
@@ -38,6 +39,10 @@ enum Task {
         /// Only report what is missing; exit 1 if anything is.
         #[arg(long)]
         check: bool,
+        /// Also install the LLM agent example (node-llama-cpp and the
+        /// SmolLM2-135M GGUF, about 130 MB) into examples/llm-agent.
+        #[arg(long)]
+        llm_agent: bool,
     },
     /// Build the eBPF programs only.
     BuildEbpf(build::EbpfOptions),
@@ -94,7 +99,13 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.task {
-        Task::Setup { check } => setup::run(check),
+        Task::Setup { check, llm_agent } => {
+            setup::run(check)?;
+            if llm_agent && !check {
+                llm_agent::ensure()?;
+            }
+            Ok(())
+        }
         Task::BuildEbpf(opts) => build::ebpf(&opts),
         Task::Build { release } => {
             setup::ensure()?;
@@ -135,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             setup::ensure()?;
             services::ensure()?;
+            llm_agent::ensure()?;
             test::run(filter.as_deref(), integration_only, kernel.as_deref(), full)
         }
     }
