@@ -23,8 +23,13 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Show {
             session,
             json,
+            format,
             store,
-        } => inspect::show(&inspect::store_path(store.store.as_deref()), &session, json),
+        } => inspect::show(
+            &inspect::store_path(store.store.as_deref()),
+            &session,
+            json || matches!(format, Some(crate::cli::FormatArg::Json)),
+        ),
         Command::Query(q) => inspect::query(&q),
         Command::Replay {
             session,

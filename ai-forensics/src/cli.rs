@@ -37,6 +37,9 @@ pub enum Command {
         /// One JSON object (the session row and its stored summary) instead of tables.
         #[arg(long)]
         json: bool,
+        /// `json`: the same as --json; `text`: tables (the default).
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
         /// Store.
         #[command(flatten)]
         store: StoreArgs,

@@ -97,13 +97,38 @@ pub fn show(path: &Path, session: &str, json: bool) -> Result<u8> {
         io::stdout().write_all(out.as_bytes()).map_err(out_err)?;
         return Ok(0);
     }
-    let _ = writeln!(out, "session {id}: {status}, {started} .. {ended}");
+    let on = table::colour_on();
+    let head = |t: &str| table::paint(on, table::Paint::Heading, t);
+    let _ = writeln!(
+        out,
+        "{}",
+        head(&format!("session {id}: {status}, {started} .. {ended}"))
+    );
     if let Some(c) = s.session_field(id, "command")?.filter(|c| c != "null") {
-        let _ = writeln!(out, "command: {c}");
+        let words = serde_json::from_str::<Vec<String>>(&c).map_or(c, |v| v.join(" "));
+        let _ = writeln!(out, "command: {words}");
+    }
+    if let Some(e) = summary.get("exit_status").filter(|e| !e.is_null()) {
+        let _ = writeln!(out, "workload: {}", table::exit_words(e));
     }
     if let Some(t) = s.session_field(id, "trigger")? {
         let _ = writeln!(out, "flight recorder triggered: {t}");
     }
+    let alerts = s.alert_rows(id)?;
+    if !alerts.is_empty() {
+        let _ = writeln!(out, "\n{}", head("verdict"));
+        for a in &alerts {
+            let _ = writeln!(
+                out,
+                "  {} {} ({}): {}",
+                table::paint(on, table::severity_paint(&a.severity), &a.severity),
+                a.rule,
+                a.action,
+                a.reason
+            );
+        }
+    }
+    let _ = writeln!(out);
     let rows = s.syscall_rows(id)?;
     if rows.is_empty() {
         let _ = writeln!(
@@ -114,7 +139,14 @@ pub fn show(path: &Path, session: &str, json: bool) -> Result<u8> {
         out.push_str(&table::syscalls(&rows, 0));
     }
     if let Some(a) = summary.get("activity").filter(|a| !a.is_null()) {
-        let _ = writeln!(out, "\nfiles: {} distinct; top by bytes:", a["files_total"]);
+        let _ = writeln!(
+            out,
+            "\n{}",
+            head(&format!(
+                "files: {} distinct; top by bytes",
+                a["files_total"]
+            ))
+        );
         for f in a["files"].as_array().into_iter().flatten().take(10) {
             let _ = writeln!(
                 out,
@@ -126,8 +158,17 @@ pub fn show(path: &Path, session: &str, json: bool) -> Result<u8> {
             );
         }
     }
+    if let Some(ai) = summary.get("ai").filter(|a| !a.is_null()) {
+        out.push_str(&crate::session::summary::ai_text(ai));
+    }
     if let Some(l) = summary.get("loss") {
-        let _ = writeln!(out, "\nloss: {l}");
+        let words = table::loss_words(l);
+        let p = if words == "none" {
+            table::Paint::Good
+        } else {
+            table::Paint::Bad
+        };
+        let _ = writeln!(out, "\nloss: {}", table::paint(on, p, &words));
     }
     let _ = writeln!(
         out,

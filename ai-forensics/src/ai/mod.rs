@@ -407,7 +407,8 @@ impl AiState {
             if !tl.is_empty() {
                 phases.insert(p.pid.to_string(), json!(tl));
             }
-            if c.kind != "unknown" {
+            // Unknown is listed when something was seen, with what it was.
+            if c.kind != "unknown" || !c.evidence.is_empty() {
                 classes.insert(p.pid.to_string(), json!(c));
             }
             if let Some(r) = role {

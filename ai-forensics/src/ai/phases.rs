@@ -466,7 +466,22 @@ pub struct Classification {
     pub evidence: Vec<String>,
 }
 
+/// Serving phases below this many are socket chatter (an IPC pipe, a
+/// helper's handshake), not a server.
+const SERVING_MIN_PHASES: usize = 3;
+/// Evidence score at which a classification is certain (two strong signals,
+/// or one strong and two weak ones).
+const CERTAIN_SCORE: f64 = 4.0;
+/// Below this score the evidence is too thin to name a kind.
+const THIN_SCORE: f64 = 2.0;
+
 /// Classifies a process from its phases and its artefact traffic.
+///
+/// Each signal adds to a kind's score and is listed as evidence. The kind
+/// with the highest score wins; its confidence is its share of all scores
+/// times its strength (its score over [`CERTAIN_SCORE`], at most 1), so one
+/// signal alone is never certain. Below [`THIN_SCORE`] the kind is
+/// `unknown`, with the evidence that was seen.
 #[must_use]
 pub fn classify(
     phases: &[Phase],
@@ -495,9 +510,14 @@ pub fn classify(
         ));
     }
     let serving = phases.iter().filter(|p| p.name == "serving").count();
-    if serving > 0 {
+    if serving >= SERVING_MIN_PHASES {
         serve += 2.0 + serving as f64;
         evidence.push(format!("{serving} serving phases (socket requests)"));
+    } else if serving > 0 {
+        serve += 0.5 * serving as f64;
+        evidence.push(format!(
+            "{serving} short serving phase(s): socket chatter, too little for a server"
+        ));
     }
     let compute_ns: u64 = phases
         .iter()
@@ -511,15 +531,16 @@ pub fn classify(
     }
     if compute_ns > 0 {
         evidence.push(format!("{:.2} s of compute", compute_ns as f64 / 1e9));
+        // A second of compute supports what the artefacts already say.
+        if compute_ns >= 1_000_000_000 {
+            if train > 0.0 {
+                train += 1.0;
+            } else if infer > 0.0 {
+                infer += 1.0;
+            }
+        }
     }
     let total = train + infer + serve;
-    if total == 0.0 {
-        return Classification {
-            kind: "unknown",
-            confidence: 0.0,
-            evidence,
-        };
-    }
     let (kind, score) = if train >= infer && train >= serve {
         ("training", train)
     } else if serve > infer {
@@ -527,9 +548,17 @@ pub fn classify(
     } else {
         ("inference", infer)
     };
+    if score < THIN_SCORE {
+        return Classification {
+            kind: "unknown",
+            confidence: 0.0,
+            evidence,
+        };
+    }
+    let strength = (score / CERTAIN_SCORE).min(1.0);
     Classification {
         kind,
-        confidence: (score / total * 100.0).round() / 100.0,
+        confidence: (score / total * strength * 100.0).round() / 100.0,
         evidence,
     }
 }
@@ -561,8 +590,38 @@ mod tests {
         );
         let c = classify(&p.timeline(1), 1000, 0, 0);
         assert_eq!(c.kind, "training");
+        // One strong signal alone is not certain.
         let i = classify(&[], 0, 5000, 0);
-        assert_eq!((i.kind, i.confidence), ("inference", 1.0));
+        assert_eq!((i.kind, i.confidence), ("inference", 0.75));
+    }
+
+    /// A helper that starts, exchanges a few messages on a socket pair and
+    /// exits (node-llama-cpp's binary test) is not a server.
+    #[test]
+    fn socket_chatter_is_not_serving() {
+        let phase = |name, start_ns, end_ns| Phase {
+            name,
+            start_ns,
+            end_ns,
+            evidence: String::new(),
+            rate_per_s: None,
+        };
+        let helper = [
+            phase("setup", 0, 300_000_000),
+            phase("serving", 300_000_000, 500_000_000),
+        ];
+        let c = classify(&helper, 0, 0, 0);
+        assert_eq!((c.kind, c.confidence), ("unknown", 0.0));
+        assert!(c.evidence[0].contains("too little for a server"), "{c:?}");
+        // Many serving phases are.
+        let server: Vec<Phase> = (0..6)
+            .map(|i| phase("serving", i * BIN_NS * 3, i * BIN_NS * 3 + BIN_NS))
+            .collect();
+        let c = classify(&server, 0, 0, 0);
+        assert_eq!((c.kind, c.confidence), ("serving", 1.0));
+        // Weights and a long compute: inference, certain.
+        let c = classify(&[phase("compute", 0, 2_000_000_000)], 0, 5000, 0);
+        assert_eq!((c.kind, c.confidence), ("inference", 1.0));
     }
 
     /// Interval statistics folded bin by bin equal those of all stamps.

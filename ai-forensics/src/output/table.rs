@@ -309,6 +309,115 @@ pub fn process_tree_limited(
     out
 }
 
+/// The non-zero loss counters of a summary's `loss` object in words
+/// (`none` when nothing was lost).
+#[must_use]
+pub fn loss_words(loss: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let mut parts = Vec::new();
+    if let Some(m) = loss.as_object() {
+        for (k, v) in m {
+            match v {
+                Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => {
+                    parts.push(format!("{}: {n}", k.replace('_', " ")));
+                }
+                Value::Object(o) => {
+                    for (k2, v2) in o {
+                        if let Some(n) = v2.as_u64().filter(|n| *n > 0) {
+                            parts.push(format!("{}: {n}", k2.replace('_', " ")));
+                        }
+                    }
+                }
+                Value::Array(a) if !a.is_empty() => {
+                    parts.push(format!("{}: {} entries", k.replace('_', " "), a.len()));
+                }
+                _ => {}
+            }
+        }
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A wait status as stored (`{"exited": N}` or `{"signaled": N}`) in words.
+#[must_use]
+pub fn exit_words(status: &serde_json::Value) -> String {
+    if let Some(c) = status["exited"].as_i64() {
+        return format!("exited with status {c}");
+    }
+    if let Some(sig) = status["signaled"].as_i64() {
+        let name = i32::try_from(sig)
+            .ok()
+            .and_then(|n| nix_signal_name(n))
+            .map_or_else(String::new, |n| format!(" ({n})"));
+        return format!("killed by signal {sig}{name}");
+    }
+    "unknown (still running when the session ended, or not launched by it)".into()
+}
+
+fn nix_signal_name(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        6 => "SIGABRT",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        15 => "SIGTERM",
+        _ => return None,
+    })
+}
+
+/// Colours for the terminal, used only when stdout is one (and `NO_COLOR`
+/// is not set).
+#[derive(Clone, Copy, Debug)]
+pub enum Paint {
+    /// Section headings.
+    Heading,
+    /// Critical and high severities, kills.
+    Bad,
+    /// Medium severities, stops.
+    Warn,
+    /// Nothing lost, chain intact.
+    Good,
+}
+
+/// Whether stdout takes colour.
+#[must_use]
+pub fn colour_on() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+}
+
+/// `text` in `p`'s colour when `on`.
+#[must_use]
+pub fn paint(on: bool, p: Paint, text: &str) -> String {
+    if !on {
+        return text.to_owned();
+    }
+    let code = match p {
+        Paint::Heading => "1",
+        Paint::Bad => "1;31",
+        Paint::Warn => "33",
+        Paint::Good => "32",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// The colour of an alert severity.
+#[must_use]
+pub fn severity_paint(severity: &str) -> Paint {
+    match severity {
+        "critical" | "high" => Paint::Bad,
+        "medium" => Paint::Warn,
+        _ => Paint::Heading,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

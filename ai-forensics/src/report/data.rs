@@ -104,34 +104,6 @@ fn group_of(name: &str) -> &'static str {
         .map_or("other", |(g, _)| g)
 }
 
-/// The non-zero loss counters in words ("none" when nothing was lost).
-fn describe_loss(loss: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(m) = loss.as_object() {
-        for (k, v) in m {
-            match v {
-                Value::Number(n) if n.as_u64().is_some_and(|n| n > 0) => {
-                    parts.push(format!("{k}: {n}"))
-                }
-                Value::Object(o) => {
-                    for (k2, v2) in o {
-                        if v2.as_u64().is_some_and(|n| n > 0) {
-                            parts.push(format!("{k2}: {v2}"));
-                        }
-                    }
-                }
-                Value::Array(a) if !a.is_empty() => parts.push(format!("{k}: {v}")),
-                _ => {}
-            }
-        }
-    }
-    if parts.is_empty() {
-        "none".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
 /// Reads the report of session `id`.
 #[expect(
     clippy::too_many_lines,
@@ -389,7 +361,7 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
         .unwrap_or(Value::Null);
     d.loss = summary.get("loss").map_or_else(
         || "unknown (the session did not end normally)".into(),
-        describe_loss,
+        crate::output::table::loss_words,
     );
     Ok(d)
 }

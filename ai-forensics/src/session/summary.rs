@@ -545,7 +545,23 @@ impl Report<'_> {
 }
 
 /// The AI section of the text summary.
-fn ai_text(ai: &Value) -> String {
+/// ` to A (n B), B (m B)` for a map of endpoint to bytes; empty when none.
+fn destinations(sent_to: &Value) -> String {
+    let list: Vec<String> = sent_to
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(to, n)| format!("{to} ({})", table::bytes(n.as_u64().unwrap_or(0))))
+        .collect();
+    if list.is_empty() {
+        String::new()
+    } else {
+        format!(" to {}", list.join(", "))
+    }
+}
+
+/// The AI sections of a summary, as text (live and `show`).
+pub fn ai_text(ai: &Value) -> String {
     let mut out = String::new();
     let arts = ai["artefacts"].as_array().cloned().unwrap_or_default();
     if !arts.is_empty() {
@@ -589,15 +605,31 @@ fn ai_text(ai: &Value) -> String {
     if let Some(classes) = ai["classification"].as_object() {
         for (pid, c) in classes {
             let role = ai["roles"][pid.as_str()].as_str().unwrap_or("");
+            let kind = c["kind"].as_str().unwrap_or("");
+            let why = c["evidence"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let certainty = if kind == "unknown" {
+                "evidence too thin".to_owned()
+            } else {
+                format!("confidence {:.2}", c["confidence"].as_f64().unwrap_or(0.0))
+            };
             let _ = writeln!(
                 out,
-                "\nprocess {pid}: {} (confidence {}){}",
-                c["kind"].as_str().unwrap_or(""),
-                c["confidence"],
+                "\nprocess {pid}: {kind}, {certainty}{}{}",
                 if role.is_empty() {
                     String::new()
                 } else {
                     format!(", role {role}")
+                },
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  because: {why}")
                 }
             );
             for p in ai["phases"][pid.as_str()].as_array().into_iter().flatten() {
@@ -623,10 +655,10 @@ fn ai_text(ai: &Value) -> String {
             {
                 let _ = writeln!(
                     out,
-                    "\nexfiltration, tree {tree}: {} read from model artefacts; {} sent to {}; {} written outside the workload's directories; {} after the model was read",
+                    "\nexfiltration, tree {tree}: {} read from model artefacts; {} sent{}; {} written outside the workload's directories; {} after the model was read",
                     table::bytes(t["model_bytes_in"].as_u64().unwrap_or(0)),
                     table::bytes(t["sent_bytes"].as_u64().unwrap_or(0)),
-                    t["sent_to"],
+                    destinations(&t["sent_to"]),
                     table::bytes(t["written_outside_bytes"].as_u64().unwrap_or(0)),
                     table::bytes(t["after_model_read"].as_u64().unwrap_or(0))
                 );

@@ -30,7 +30,92 @@ pub struct SessionRow {
     pub final_digest: Option<String>,
 }
 
+/// An alert as the `alerts` table indexes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertRow {
+    /// Sequence number of its record.
+    pub seq: u64,
+    /// Monotonic time.
+    pub ts_ns: u64,
+    /// Rule.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// Action the rule asked for.
+    pub action: String,
+    /// Process, when one.
+    pub pid: Option<i64>,
+    /// Reason (escaped text).
+    pub reason: String,
+}
+
+/// An action as the `actions` table indexes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionRow {
+    /// Sequence number of its record.
+    pub seq: u64,
+    /// Monotonic time.
+    pub ts_ns: u64,
+    /// kill, stop, resume...
+    pub action: String,
+    /// `tree N` or `pid N`.
+    pub target: String,
+    /// Why (reason or rule).
+    pub reason: String,
+    /// Whether it took effect.
+    pub ok: Option<bool>,
+    /// Event to done.
+    pub latency_ns: Option<i64>,
+    /// The record (JSON).
+    pub record: String,
+}
+
 impl Store {
+    /// A session's alerts, in time order.
+    pub fn alert_rows(&self, id: i64) -> Result<Vec<AlertRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, ts_ns, rule, severity, action, pid, reason FROM alerts WHERE session_id = ?1 ORDER BY ts_ns, seq")
+            .map_err(|e| self.err(&e))?;
+        st.query_map(params![id], |r| {
+            Ok(AlertRow {
+                seq: r.get::<_, Option<i64>>(0)?.unwrap_or(0) as u64,
+                ts_ns: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                rule: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                severity: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                action: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                pid: r.get(5)?,
+                reason: r.get::<_, Option<String>>(6)?.unwrap_or_default(),
+            })
+        })
+        .map_err(|e| self.err(&e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| self.err(&e))
+    }
+
+    /// A session's actions, in time order.
+    pub fn action_rows(&self, id: i64) -> Result<Vec<ActionRow>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, ts_ns, action, target, reason, ok, latency_ns, record FROM actions WHERE session_id = ?1 ORDER BY ts_ns, seq")
+            .map_err(|e| self.err(&e))?;
+        st.query_map(params![id], |r| {
+            Ok(ActionRow {
+                seq: r.get::<_, Option<i64>>(0)?.unwrap_or(0) as u64,
+                ts_ns: r.get::<_, Option<i64>>(1)?.unwrap_or(0) as u64,
+                action: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                target: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                reason: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                ok: r.get(5)?,
+                latency_ns: r.get(6)?,
+                record: r.get(7)?,
+            })
+        })
+        .map_err(|e| self.err(&e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| self.err(&e))
+    }
+
     /// Resolves a session reference: a number, `last` or `latest`.
     pub fn session_id(&self, reference: &str) -> Result<i64> {
         let id: Option<i64> = if reference == "last" || reference == "latest" {
