@@ -40,9 +40,15 @@ pub fn run(cli: Cli) -> Result<u8> {
             &session,
             format,
         ),
-        Command::Verify { db, session } => {
-            inspect::verify(&inspect::store_path(db.as_deref()), session.as_deref())
-        }
+        Command::Verify {
+            db,
+            session,
+            anchor,
+        } => inspect::verify(
+            &inspect::store_path(db.as_deref()),
+            session.as_deref(),
+            anchor.as_deref(),
+        ),
         Command::Dump { pid } => inspect::dump(pid),
         Command::Report {
             session,
@@ -154,6 +160,7 @@ fn agent_cmd(a: &crate::cli::AgentArgs) -> Result<u8> {
         top: 20,
         store: nonempty(&c.recording.store).map(std::path::PathBuf::from),
         no_store: c.recording.store.is_empty(),
+        anchor: nonempty(&c.recording.anchor).map(std::path::PathBuf::from),
         flight_recorder: nonempty(&c.recording.flight_recorder),
         rules: nonempty(&c.policy.rules),
         analyser: nonempty(&c.policy.analyser),
@@ -387,6 +394,7 @@ fn options(r: &RecordArgs, targets: TargetSpec, launch: Option<Launch>) -> Resul
         summary: !r.no_summary,
         top: usize::from(r.top),
         store: (!r.no_store).then(|| crate::inspect::store_path(r.store.as_deref())),
+        anchor: r.anchor.clone(),
         rules,
         analyser,
         baseline: r

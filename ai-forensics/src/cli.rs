@@ -64,6 +64,11 @@ pub enum Command {
         /// Only this session.
         #[arg(long)]
         session: Option<String>,
+        /// Also check each session against the digests in this anchor file
+        /// (written by `--anchor`; `-` for stdin) and name the first batch
+        /// that differs.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
     },
     /// Make running recorders write out their flight-recorder window now.
     Dump {
@@ -359,6 +364,11 @@ pub struct RecordArgs {
     /// Do not record into the store.
     #[arg(long)]
     pub no_store: bool,
+    /// Append each sealed batch's digest to this file as it is sealed (one
+    /// JSON line per batch; keep it on another machine or an append-only
+    /// mount). `verify --anchor FILE` checks a store against it.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_store")]
+    pub anchor: Option<PathBuf>,
     /// Keep only the last DURATION of records in memory; write them (and
     /// what follows) to the store when triggered (alert, SIGUSR1, `dump`).
     #[arg(long, value_name = "DURATION", conflicts_with = "no_store")]

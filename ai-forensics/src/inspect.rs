@@ -220,21 +220,72 @@ pub fn replay(path: &Path, session: &str, format: FormatArg) -> Result<u8> {
 }
 
 /// `verify [DB] [--session S]`: 0 when every chain is intact, 1 otherwise.
-pub fn verify(path: &Path, session: Option<&str>) -> Result<u8> {
+pub fn verify(path: &Path, session: Option<&str>, anchor: Option<&Path>) -> Result<u8> {
     let s = Store::open(path)?;
     let ids: Vec<i64> = match session {
         Some(r) => vec![s.session_id(r)?],
         None => s.sessions()?.into_iter().map(|r| r.id).collect(),
     };
+    let anchors = match anchor {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => {
+            let mut t = String::new();
+            io::Read::read_to_string(&mut io::stdin(), &mut t)
+                .map_err(|e| Error::usage(format!("--anchor -: {e}")))?;
+            Some(t)
+        }
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| Error::usage(format!("--anchor {}: {e}", p.display())))?,
+        ),
+    };
     let mut bad = 0;
     let mut o = String::new();
     for id in ids {
+        if let Some(text) = &anchors {
+            let started = s
+                .session_field(id, "started_ns")?
+                .and_then(|v| v.parse::<i64>().ok());
+            let a = store::audit::anchors_of(text, id, started);
+            match store::audit::against_anchors(&s, id, &a)? {
+                Some(f) => {
+                    bad += 1;
+                    let at = if f.batch > 0 {
+                        format!("batch {} ", f.batch)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        o,
+                        "session {id}: DIFFERS FROM ITS ANCHORS: {at}{}",
+                        f.detail
+                    );
+                    continue;
+                }
+                None => {
+                    let _ = writeln!(
+                        o,
+                        "session {id}: matches its {} anchored batches",
+                        a.len()
+                    );
+                }
+            }
+        }
         match chain::verify(&s, id)? {
             Verdict::Intact {
                 batches,
                 events,
                 final_digest,
             } => {
+                if let Some(f) = store::audit::columns(&s, id)? {
+                    bad += 1;
+                    let _ = writeln!(
+                        o,
+                        "session {id}: TAMPERED: batch {} index: {}",
+                        f.batch, f.detail
+                    );
+                    continue;
+                }
                 let recorded = s.session_field(id, "final_digest")?;
                 let status = s.session_field(id, "status")?.unwrap_or_default();
                 let note = match recorded {

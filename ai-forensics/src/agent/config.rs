@@ -78,6 +78,8 @@ pub struct Recording {
     pub store: String,
     /// Keep only this much history until an alert triggers ("" for off).
     pub flight_recorder: String,
+    /// Append-only file that gets each sealed batch's digest ("" for none; as `--anchor`).
+    pub anchor: String,
     /// Per-process and per-thread counts.
     pub per_process: bool,
     /// Exact latency statistics in count mode.
@@ -96,6 +98,7 @@ impl Default for Recording {
             ring_buffer: "8M".into(),
             store: crate::store::DEFAULT_PATH.into(),
             flight_recorder: String::new(),
+            anchor: String::new(),
             per_process: false,
             latency: false,
             tls_capture: false,

@@ -32,7 +32,7 @@ use crate::agent::config::{Config, Delivery};
 /// Record types an exporter can be given.
 pub const RECORD_TYPES: &[&str] = &[
     "syscall", "process", "exec", "fork", "exit", "alert", "action", "lost", "denied", "summary",
-    "tls", "http", "llm",
+    "tls", "http", "llm", "anchor",
 ];
 
 /// A record as exporters see it: its JSON line and what they index it by.
@@ -363,7 +363,7 @@ impl Exporters {
             list.push(
                 Exporter::start(
                     "syslog",
-                    vec!["alert", "action", "denied"],
+                    vec!["alert", "action", "denied", "anchor"],
                     Policy::from(&c.syslog.delivery),
                     Box::new(d),
                 )

@@ -123,6 +123,9 @@ fn message(r: &Exported, host: &str) -> (u32, BTreeMap<String, BTreeMap<String, 
         ("pid", &v["pid"]),
         ("tree", &v["tree"]),
         ("comm", &v["comm"]),
+        ("session", &d["session"]),
+        ("batch", &d["batch"]),
+        ("digest", &d["digest"]),
     ] {
         let val = s(x);
         if !val.is_empty() {
@@ -133,6 +136,7 @@ fn message(r: &Exported, host: &str) -> (u32, BTreeMap<String, BTreeMap<String, 
     let id = match r.kind {
         "alert" => 1,
         "action" => 2,
+        "anchor" => 4,
         _ => 3,
     };
     (

@@ -132,6 +132,9 @@ pub struct StoreLink {
     pub flight: Option<Flight>,
     /// When records were last handed over.
     pub last_flush: Instant,
+    /// The writer's counters, where sealed batches' anchors wait for the
+    /// exporters.
+    pub writer: Arc<Mutex<crate::store::writer::WriterStats>>,
 }
 
 /// State owned by the consumer thread, handed back when it ends.
@@ -305,6 +308,14 @@ impl Consumer {
     /// enough have accumulated or some time has passed.
     fn maybe_flush_store(&mut self) {
         self.flush_analyser();
+        if let Some(s) = &self.store {
+            let anchors = s
+                .writer
+                .lock()
+                .map(|mut w| std::mem::take(&mut w.anchors))
+                .unwrap_or_default();
+            self.export_anchors(anchors);
+        }
         let due = self
             .store
             .as_ref()
@@ -377,6 +388,25 @@ impl Consumer {
                 self.shared_update(|s| s.store_dropped += n);
             }
             Err(_) => {}
+        }
+    }
+
+    /// Offers sealed batches' anchor records to the exporters (not to the
+    /// stream or the store: they describe the store).
+    pub fn export_anchors(&mut self, lines: Vec<String>) {
+        if lines.is_empty() || !self.exporters.wants("anchor") {
+            return;
+        }
+        for json in lines {
+            let r = std::sync::Arc::new(crate::export::Exported {
+                json,
+                kind: "anchor",
+                ts_ns: None,
+                unix_ns: crate::export::unix_now_ns(),
+                pid: None,
+                tid: None,
+            });
+            self.exporters.offer(&r);
         }
     }
 

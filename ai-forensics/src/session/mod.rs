@@ -177,13 +177,15 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         // Bounded: when the store cannot keep up, the consumer counts the
         // records it could not hand over as a gap instead of waiting.
         let (stx, srx) = mpsc::sync_channel::<StoreMsg>(STORE_QUEUE);
-        let handle = store_writer::spawn(store, id, srx, Arc::clone(&writer_stats))
+        let anchor = anchor_out(opts, &store, &header, started, opts.agent.is_some())?;
+        let handle = store_writer::spawn(store, id, srx, Arc::clone(&writer_stats), anchor)
             .map_err(|e| Error::io("starting the store writer", e))?;
         store_link = Some(StoreLink {
             tx: stx.clone(),
             pending: Vec::new(),
             gap: None,
             last_flush: Instant::now(),
+            writer: Arc::clone(&writer_stats),
             flight: opts.flight_recorder.map(|w| Flight {
                 window_ns: w.as_nanos() as u64,
                 buf: std::collections::VecDeque::new(),
@@ -635,37 +637,6 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     let detail = serde_json::value::to_raw_value(&report.json(&consumer))
         .map_err(|e| Error::Runtime(format!("serialising the summary: {e}")))?;
     consumer.write_record("summary", &detail);
-    // Exporters deliver what they still hold (bounded), then report.
-    if !consumer.exporters.list.is_empty() || consumer.retired.lock().is_ok_and(|r| !r.is_empty()) {
-        let finished = std::mem::take(&mut consumer.exporters).finish(EXPORT_GRACE);
-        let mut all = consumer
-            .retired
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
-        all.extend(finished);
-        for c in &all {
-            tracing::info!(
-                "export {}: {} offered, {} sent, {} dropped (queue full), {} failed{}",
-                c.name,
-                c.offered,
-                c.sent,
-                c.dropped,
-                c.failed,
-                c.last_error
-                    .as_deref()
-                    .map_or_else(String::new, |e| format!("; last error: {e}"))
-            );
-        }
-        if let Some(sh) = &metrics_shared
-            && let Ok(mut s) = sh.lock()
-        {
-            s.exporters = all;
-        }
-    }
-    if let Some(m) = metrics_server.take() {
-        m.stop();
-    }
     if let Some(s) = &mut consumer.sink {
         let _ = s.out.flush();
     }
@@ -683,6 +654,8 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             .join()
             .map_err(|_| Error::Runtime("store writer panicked".into()))?;
         let ws = writer_stats.lock().map(|w| w.clone()).unwrap_or_default();
+        // The last batches' anchors go out before the exporters finish.
+        consumer.export_anchors(ws.anchors.clone());
         let rows = syscalls::rows(&stats);
         let status = if end == End::Exited {
             "completed"
@@ -725,6 +698,37 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                 .or_else(|| fin.err().map(|e| e.to_string())),
             flight_untriggered: opts.flight_recorder.is_some() && ws.events == 0,
         });
+    }
+    if let Some(m) = metrics_server.take() {
+        m.stop();
+    }
+    // Exporters deliver what they still hold (bounded), then report.
+    if !consumer.exporters.list.is_empty() || consumer.retired.lock().is_ok_and(|r| !r.is_empty()) {
+        let finished = std::mem::take(&mut consumer.exporters).finish(EXPORT_GRACE);
+        let mut all = consumer
+            .retired
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        all.extend(finished);
+        for c in &all {
+            tracing::info!(
+                "export {}: {} offered, {} sent, {} dropped (queue full), {} failed{}",
+                c.name,
+                c.offered,
+                c.sent,
+                c.dropped,
+                c.failed,
+                c.last_error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!("; last error: {e}"))
+            );
+        }
+        if let Some(sh) = &metrics_shared
+            && let Ok(mut s) = sh.lock()
+        {
+            s.exporters = all;
+        }
     }
     if let Some(err) = &sh.output_error {
         return Err(Error::Runtime(format!("writing events: {err}")));
@@ -923,4 +927,45 @@ fn uname() -> (String, String) {
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.nodename), s(&u.release))
+}
+
+/// Where sealed batches' digests go besides the store: the `--anchor` file
+/// (opened for appending, created 0600) and, when exporters run, the
+/// exporters.
+fn anchor_out(
+    opts: &Options,
+    store: &crate::store::Store,
+    header: &serde_json::Value,
+    started_ns: u64,
+    export: bool,
+) -> Result<store_writer::AnchorOut> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = match &opts.anchor {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| Error::usage(format!("--anchor {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let mut context = serde_json::Map::new();
+    context.insert(
+        "store".into(),
+        std::fs::canonicalize(&store.path)
+            .unwrap_or_else(|_| store.path.clone())
+            .display()
+            .to_string()
+            .into(),
+    );
+    context.insert("host".into(), header["host"].clone());
+    context.insert("boot_id".into(), crate::store::boot_id().into());
+    context.insert("started_ns".into(), started_ns.into());
+    Ok(store_writer::AnchorOut {
+        file,
+        export,
+        context,
+    })
 }

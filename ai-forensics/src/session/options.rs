@@ -94,6 +94,8 @@ pub struct Options {
     pub top: usize,
     /// The store to record into (`None`: `--no-store`).
     pub store: Option<PathBuf>,
+    /// Where each sealed batch's digest is appended (`--anchor`).
+    pub anchor: Option<PathBuf>,
     /// Keep only this much history in memory until a trigger.
     pub flight_recorder: Option<Duration>,
     /// Rules to evaluate and enforce.

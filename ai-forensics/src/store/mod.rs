@@ -3,10 +3,13 @@
 //!
 //! * `writer`: the recording thread; batched, sealed transactions.
 //! * `chain`: the SHA-256 hash chain over sealed batches, and `verify`.
+//! * `audit`: indexed columns against their records, and the store against
+//!   anchors kept elsewhere.
 //! * `query`: sessions, summaries, queries and replay.
 //!
 //! Records are never rewritten: a session's events are appended in sealed
 //! batches; at the end the session row gets its summary and final digest.
+pub mod audit;
 pub mod chain;
 pub mod query;
 pub mod session;

@@ -216,6 +216,7 @@ impl Store {
             "trigger",
             "exit_status",
             "command",
+            "started_ns",
         ];
         if !allowed.contains(&column) {
             return Err(Error::Runtime(format!("no session column {column}")));

@@ -65,7 +65,27 @@ pub struct WriterStats {
     pub error: Option<String>,
     /// Digest of the last sealed batch.
     pub last_digest: [u8; 32],
+    /// Anchor records of sealed batches not yet handed to the exporters.
+    pub anchors: Vec<String>,
+    /// Anchors written to the anchor file.
+    pub anchored: u64,
+    /// Last error writing the anchor file.
+    pub anchor_error: Option<String>,
 }
+
+/// Where each sealed batch's digest goes as it is sealed, besides the store.
+#[derive(Debug, Default)]
+pub struct AnchorOut {
+    /// An append-only file (`--anchor`), one JSON line per batch.
+    pub file: Option<std::fs::File>,
+    /// Whether exporters take anchor records.
+    pub export: bool,
+    /// Fields every anchor carries: store path, host, session start.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Batches kept for the exporters at most, if the consumer stops draining.
+const ANCHORS_HELD: usize = 65_536;
 
 /// Records per sealed batch at most.
 const BATCH_MAX: usize = 4_096;
@@ -83,23 +103,78 @@ struct Writer {
     stats: Arc<Mutex<WriterStats>>,
     prev: [u8; 32],
     batch: u64,
+    anchor: AnchorOut,
 }
 
 impl Writer {
+    /// The anchor record of a sealed batch (the `anchor` record type).
+    fn anchor_line(&self, h: &BatchHeader, prev: &[u8; 32], digest: &[u8; 32]) -> String {
+        let mut d = self.anchor.context.clone();
+        d.insert("session".into(), self.session.into());
+        for (k, v) in [
+            ("batch", h.batch),
+            ("first_seq", h.first_seq),
+            ("last_seq", h.last_seq),
+            ("count", h.count),
+            ("gap_before", h.gap_before),
+        ] {
+            d.insert(k.into(), v.into());
+        }
+        d.insert("prev_digest".into(), hex::encode(prev).into());
+        d.insert("digest".into(), hex::encode(digest).into());
+        serde_json::json!({
+            "v": 1,
+            "type": "anchor",
+            "unix_ns": crate::export::unix_now_ns(),
+            "detail": d,
+        })
+        .to_string()
+    }
+
+    /// Sends a sealed batch's digest out: the anchor file (synced before
+    /// the next batch is taken) and the exporters' queue.
+    fn anchor(&mut self, h: &BatchHeader, prev: &[u8; 32], digest: &[u8; 32], st: &mut WriterStats) {
+        if self.anchor.file.is_none() && !self.anchor.export {
+            return;
+        }
+        let line = self.anchor_line(h, prev, digest);
+        if let Some(f) = &mut self.anchor.file {
+            use std::io::Write as _;
+            let r = f
+                .write_all(line.as_bytes())
+                .and_then(|()| f.write_all(b"\n"))
+                .and_then(|()| f.sync_data());
+            match r {
+                Ok(()) => st.anchored += 1,
+                Err(e) => {
+                    if st.anchor_error.is_none() {
+                        tracing::error!("anchor file: {e}; batches are no longer anchored there");
+                    }
+                    st.anchor_error = Some(e.to_string());
+                }
+            }
+        }
+        if self.anchor.export && st.anchors.len() < ANCHORS_HELD {
+            st.anchors.push(line);
+        }
+    }
+
     fn seal(&mut self) {
         if self.pending.is_empty() && self.timeline.is_empty() && self.procs.is_empty() {
             return;
         }
         let r = self.commit();
-        let mut st = self
-            .stats
+        let stats = Arc::clone(&self.stats);
+        let mut st = stats
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match r {
-            Ok(Some(d)) => {
+            Ok(Some((h, d))) => {
                 st.batches += 1;
                 st.events += self.pending.len() as u64;
                 st.last_digest = d;
+                let prev = self.prev;
+                self.anchor(&h, &prev, &d, &mut st);
                 self.prev = d;
             }
             Ok(None) => {}
@@ -119,7 +194,7 @@ impl Writer {
         self.procs.clear();
     }
 
-    fn commit(&mut self) -> rusqlite::Result<Option<[u8; 32]>> {
+    fn commit(&mut self) -> rusqlite::Result<Option<(BatchHeader, [u8; 32])>> {
         let tx = self.store.conn.transaction()?;
         {
             let mut tl = tx.prepare_cached("INSERT INTO timeline (session_id, ts_ns, syscall, count, errors) VALUES (?1, ?2, ?3, ?4, ?5)")?;
@@ -234,7 +309,7 @@ impl Writer {
                     params![self.session, h.batch as i64, self.gap as i64, f as i64, l as i64],
                 )?;
             }
-            Some(d)
+            Some((h, d))
         };
         tx.commit()?;
         if digest.is_some() {
@@ -252,6 +327,7 @@ pub fn spawn(
     session: i64,
     rx: Receiver<StoreMsg>,
     stats: Arc<Mutex<WriterStats>>,
+    anchor: AnchorOut,
 ) -> std::io::Result<JoinHandle<Store>> {
     thread::Builder::new()
         .name("store-writer".into())
@@ -267,6 +343,7 @@ pub fn spawn(
                 stats,
                 prev: GENESIS,
                 batch: 0,
+                anchor,
             };
             let mut last = Instant::now();
             let mut last_trim = Instant::now();
