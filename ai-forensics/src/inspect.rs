@@ -263,11 +263,7 @@ pub fn verify(path: &Path, session: Option<&str>, anchor: Option<&Path>) -> Resu
                     continue;
                 }
                 None => {
-                    let _ = writeln!(
-                        o,
-                        "session {id}: matches its {} anchored batches",
-                        a.len()
-                    );
+                    let _ = writeln!(o, "session {id}: matches its {} anchored batches", a.len());
                 }
             }
         }

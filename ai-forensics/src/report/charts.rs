@@ -14,42 +14,42 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// Lines of per-second counts, one per group, with alert markers.
-#[must_use]
-pub fn timeline(series: &BTreeMap<String, Vec<(f64, u64)>>, alerts: &[f64]) -> String {
+/// Line series on the session's shared time axis (0..`x_max` seconds), with
+/// alert markers (red verticals) at the same times on every chart.
+fn lines(
+    caption: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    x_max: f64,
+    alerts: &[f64],
+) -> String {
     let mut s = String::new();
-    let x_max = series
-        .values()
-        .flat_map(|v| v.iter().map(|p| p.0))
-        .fold(1.0f64, f64::max);
+    let x_max = x_max.max(1e-3);
     let y_max = series
-        .values()
-        .flat_map(|v| v.iter().map(|p| p.1))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max)
         * 1.1;
     {
-        let root = SVGBackend::with_string(&mut s, (900, 320)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut s, (900, 260)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let built = ChartBuilder::on(&root)
-            .caption("syscalls per second by group", ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 16))
             .margin(10)
-            .x_label_area_size(35)
+            .x_label_area_size(30)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max);
         if let Ok(mut chart) = built {
             let _ = chart
                 .configure_mesh()
-                .x_desc("seconds")
-                .y_desc("calls/s")
+                .x_desc("seconds since the session started")
+                .y_desc(y_desc)
                 .draw();
             for (i, (g, pts)) in series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
-                if let Ok(a) = chart.draw_series(LineSeries::new(
-                    pts.iter().map(|(x, y)| (*x, *y as f64)),
-                    color.stroke_width(2),
-                )) {
+                if let Ok(a) =
+                    chart.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                {
                     a.label(g.clone()).legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                     });
@@ -72,60 +72,53 @@ pub fn timeline(series: &BTreeMap<String, Vec<(f64, u64)>>, alerts: &[f64]) -> S
     s
 }
 
+/// Lines of per-second counts, one per group, with alert markers.
+#[must_use]
+pub fn timeline(series: &BTreeMap<String, Vec<(f64, u64)>>, x_max: f64, alerts: &[f64]) -> String {
+    let v: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(g, pts)| {
+            (
+                g.clone(),
+                pts.iter().map(|(x, y)| (*x, *y as f64)).collect(),
+            )
+        })
+        .collect();
+    lines("syscalls per second by group", "calls/s", &v, x_max, alerts)
+}
+
 /// Heap above its start and mapped bytes over time.
 #[must_use]
-pub fn memory(points: &[(f64, u64, u64)]) -> String {
-    let mut s = String::new();
-    let x_max = points.iter().map(|p| p.0).fold(1.0f64, f64::max);
-    let y_max = points
-        .iter()
-        .map(|p| p.1.max(p.2))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64
-        / 1048576.0
-        * 1.1;
-    {
-        let root = SVGBackend::with_string(&mut s, (900, 300)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let built = ChartBuilder::on(&root)
-            .caption("memory over time", ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max);
-        if let Ok(mut chart) = built {
-            let _ = chart
-                .configure_mesh()
-                .x_desc("seconds")
-                .y_desc("MiB")
-                .draw();
-            let mib = |b: u64| b as f64 / 1048576.0;
-            if let Ok(a) = chart.draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, mib(p.2))),
-                PALETTE[0].stroke_width(2),
-            )) {
-                a.label("mapped (mmap - munmap)").legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[0].stroke_width(2))
-                });
-            }
-            if let Ok(a) = chart.draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, mib(p.1))),
-                PALETTE[1].stroke_width(2),
-            )) {
-                a.label("heap (brk above start)").legend(|(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], PALETTE[1].stroke_width(2))
-                });
-            }
-            let _ = chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw();
-        }
-        let _ = root.present();
-    }
-    s
+pub fn memory(points: &[(f64, u64, u64)], x_max: f64, alerts: &[f64]) -> String {
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let v = vec![
+        (
+            "mapped (mmap - munmap)".to_owned(),
+            points.iter().map(|p| (p.0, mib(p.2))).collect(),
+        ),
+        (
+            "heap (brk above start)".to_owned(),
+            points.iter().map(|p| (p.0, mib(p.1))).collect(),
+        ),
+    ];
+    lines("memory", "MiB", &v, x_max, alerts)
+}
+
+/// Bytes read and written per interval (file and socket I/O).
+#[must_use]
+pub fn io(points: &[(f64, u64, u64)], x_max: f64, alerts: &[f64]) -> String {
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let v = vec![
+        (
+            "read".to_owned(),
+            points.iter().map(|p| (p.0, mib(p.1))).collect(),
+        ),
+        (
+            "written".to_owned(),
+            points.iter().map(|p| (p.0, mib(p.2))).collect(),
+        ),
+    ];
+    lines("I/O per 100 ms", "MiB", &v, x_max, alerts)
 }
 
 /// Horizontal bars: bytes read and written per file (labels are drawn by the

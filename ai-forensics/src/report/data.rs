@@ -38,6 +38,12 @@ pub struct ProcRow {
     pub calls: Option<i64>,
     /// Why it was traced.
     pub reason: String,
+    /// Role (launcher, worker, tool, inference...), when one was found.
+    pub role: String,
+    /// How it ended, in words.
+    pub exit: String,
+    /// Threads it had.
+    pub threads: Option<i64>,
 }
 
 /// A network endpoint.
@@ -95,6 +101,12 @@ pub struct ReportData {
     pub llm: Vec<super::llm::LlmRow>,
     /// Loss summary.
     pub loss: String,
+    /// The verdict, the timeline and the records behind them.
+    pub story: super::story::Story,
+    /// The summary's AI section (null when not recorded in events mode).
+    pub ai: Value,
+    /// Seconds the session lasted: every chart's time axis.
+    pub duration_s: f64,
 }
 
 fn group_of(name: &str) -> &'static str {
@@ -151,8 +163,13 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
             store.session_field(id, "ended_at")?.unwrap_or_default(),
         ),
         (
-            "exit status",
-            store.session_field(id, "exit_status")?.unwrap_or_default(),
+            "workload",
+            crate::output::table::exit_words(
+                &store
+                    .session_field(id, "exit_status")?
+                    .and_then(|x| serde_json::from_str(&x).ok())
+                    .unwrap_or(Value::Null),
+            ),
         ),
         (
             "final digest",
@@ -266,13 +283,31 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
         .collect::<std::result::Result<_, _>>()
         .map_err(e)?;
 
-    let mut st = c.prepare("SELECT pid, ppid, comm, exe, cmdline, calls, reason FROM processes WHERE session_id = ?1 ORDER BY start_ns, pid").map_err(e)?;
+    let summary: Value = store
+        .session_field(id, "summary")?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    d.story = super::story::gather(store, id, start, &summary)?;
+    let ended = store
+        .session_field(id, "ended_ns")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok());
+    d.duration_s = summary["elapsed_ns"]
+        .as_u64()
+        .or_else(|| ended.map(|e| e.saturating_sub(start)))
+        .map_or(1.0, |n| n as f64 / 1e9);
+    let launched_exit = crate::output::table::exit_words(&summary["exit_status"]);
+    let mut st = c.prepare("SELECT pid, ppid, comm, exe, cmdline, calls, reason, exit_ns, threads, origin FROM processes WHERE session_id = ?1 ORDER BY start_ns, pid").map_err(e)?;
     type P = (
         i64,
         Option<i64>,
         String,
         Option<String>,
         Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
         Option<i64>,
         Option<String>,
     );
@@ -286,6 +321,9 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
                 r.get(4)?,
                 r.get(5)?,
                 r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
             ))
         })
         .map_err(e)?
@@ -312,6 +350,21 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
                 cmdline: p.4.clone().unwrap_or_default(),
                 calls: p.5,
                 reason: p.6.clone().unwrap_or_default(),
+                role: summary["ai"]["roles"][pid.to_string()]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                exit: if p.9.as_deref() == Some("launched") {
+                    launched_exit.clone()
+                } else if d.story.killed.contains(&pid) {
+                    "killed by a rule's action".to_owned()
+                } else {
+                    p.7.map_or_else(
+                        || "running when the session ended".to_owned(),
+                        |x| format!("exited at +{:.3}s", (x as f64 - start as f64) / 1e9),
+                    )
+                },
+                threads: p.8,
             });
             for k in procs
                 .iter()
@@ -355,10 +408,7 @@ pub fn gather(store: &Store, id: i64) -> Result<ReportData> {
         .collect::<std::result::Result<_, _>>()
         .map_err(e)?;
     d.llm = super::llm::gather(store, id, start)?;
-    let summary: Value = store
-        .session_field(id, "summary")?
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    d.ai = summary["ai"].clone();
     d.loss = summary.get("loss").map_or_else(
         || "unknown (the session did not end normally)".into(),
         crate::output::table::loss_words,

@@ -128,7 +128,7 @@ pub fn render(rows: &[LlmRow]) -> String {
     if rows.is_empty() {
         return h;
     }
-    let _ = writeln!(h, "<h2>LLM calls (TLS plaintext)</h2>");
+    let _ = writeln!(h, "<h2 id=\"llm\">LLM calls (TLS plaintext)</h2>");
     let _ = writeln!(
         h,
         "<table><tr><th>at (s)</th><th>pid</th><th class=\"l\">call</th><th class=\"l\">asked</th><th class=\"l\">answered</th><th class=\"l\">then</th></tr>"

@@ -2,10 +2,12 @@
 //! self-contained HTML file with charts drawn as inline SVG (no network
 //! needed to view it). Every string that came from a traced process is
 //! HTML-escaped.
+pub mod ai_html;
 pub mod charts;
 pub mod data;
 pub mod html;
 pub mod llm;
+pub mod story;
 
 use std::{io::Write as _, path::Path};
 

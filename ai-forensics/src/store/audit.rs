@@ -209,7 +209,11 @@ pub fn anchors_of(lines: &str, id: i64, started_ns: Option<i64>) -> BTreeMap<u64
 
 /// Compares session `id`'s sealed batches with its anchors; the first batch
 /// that differs, is missing or was never anchored.
-pub fn against_anchors(store: &Store, id: i64, anchors: &BTreeMap<u64, Value>) -> Result<Option<Finding>> {
+pub fn against_anchors(
+    store: &Store,
+    id: i64,
+    anchors: &BTreeMap<u64, Value>,
+) -> Result<Option<Finding>> {
     let e = |x: rusqlite::Error| store.err(&x);
     if anchors.is_empty() {
         return Ok(Some(Finding {
@@ -242,7 +246,9 @@ pub fn against_anchors(store: &Store, id: i64, anchors: &BTreeMap<u64, Value>) -
         match (anchors.get(&b), stored.get(&b)) {
             (Some(_), None) => return found("anchored, but missing from the store".into()),
             (None, Some(_)) => {
-                return found("in the store, but never anchored (added, or the anchor file lost it)".into());
+                return found(
+                    "in the store, but never anchored (added, or the anchor file lost it)".into(),
+                );
             }
             (None, None) => return found("missing from both the store and the anchors".into()),
             (Some(a), Some((first, lastseq, count, prev, digest))) => {
@@ -275,7 +281,14 @@ mod tests {
             r#"{"v":1,"seq":3,"type":"syscall","ts_ns":5,"pid":7,"tid":8,"detail":{"syscall":"openat","args":{"pathname":"/a"},"ret_path":"/a"}}"#,
         )
         .unwrap();
-        let good: Columns = (Some(5), "syscall".into(), Some(7), Some(8), Some("openat".into()), Some("/a".into()));
+        let good: Columns = (
+            Some(5),
+            "syscall".into(),
+            Some(7),
+            Some(8),
+            Some("openat".into()),
+            Some("/a".into()),
+        );
         assert_eq!(column_mismatch(&good, &v), None);
         let mut bad = good.clone();
         bad.4 = Some("getppid".into());

@@ -217,6 +217,7 @@ impl Store {
             "exit_status",
             "command",
             "started_ns",
+            "ended_ns",
         ];
         if !allowed.contains(&column) {
             return Err(Error::Runtime(format!("no session column {column}")));

@@ -133,7 +133,13 @@ impl Writer {
 
     /// Sends a sealed batch's digest out: the anchor file (synced before
     /// the next batch is taken) and the exporters' queue.
-    fn anchor(&mut self, h: &BatchHeader, prev: &[u8; 32], digest: &[u8; 32], st: &mut WriterStats) {
+    fn anchor(
+        &mut self,
+        h: &BatchHeader,
+        prev: &[u8; 32],
+        digest: &[u8; 32],
+        st: &mut WriterStats,
+    ) {
         if self.anchor.file.is_none() && !self.anchor.export {
             return;
         }
