@@ -169,16 +169,17 @@ mod tests {
     fn charts_are_svg() {
         let mut m = BTreeMap::new();
         m.insert("file".to_owned(), vec![(0.0, 10), (1.0, 20)]);
-        let t = timeline(&m, &[0.5]);
+        let t = timeline(&m, 1.0, &[0.5]);
         assert!(
             t.starts_with("<svg") && t.contains("polyline"),
             "{}",
             &t[..100]
         );
-        assert!(memory(&[(0.0, 0, 4096), (1.0, 8192, 8192)]).starts_with("<svg"));
+        assert!(memory(&[(0.0, 0, 4096), (1.0, 8192, 8192)], 1.0, &[]).starts_with("<svg"));
+        assert!(io(&[(0.0, 10, 0), (0.1, 0, 20)], 1.0, &[0.5]).contains("polyline"));
         assert!(file_bars(&[(1024, 0), (0, 2048)]).contains("<rect"));
         // Empty data still renders.
-        assert!(timeline(&BTreeMap::new(), &[]).starts_with("<svg"));
-        assert!(memory(&[]).starts_with("<svg"));
+        assert!(timeline(&BTreeMap::new(), 0.0, &[]).starts_with("<svg"));
+        assert!(memory(&[], 0.0, &[]).starts_with("<svg"));
     }
 }
