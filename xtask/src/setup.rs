@@ -17,6 +17,7 @@ const APT: &[&str] = &[
     // Test servers and the fleet test's network namespaces.
     "rsyslog",
     "python3-venv",
+    "python3-pip",
     "iproute2",
     // The coexistence test runs these beside ai-forensics.
     "linux-perf",
