@@ -40,7 +40,7 @@ fn verdict(h: &mut String, d: &ReportData) {
         );
         return;
     }
-    let kills = st.actions.iter().filter(|a| a.1 == "kill").count();
+    let kills = st.actions.iter().filter(|a| a.action == "kill").count();
     let refused = st.verdicts.iter().filter(|v| v.refused).count();
     let _ = writeln!(
         h,
@@ -90,15 +90,17 @@ fn verdict(h: &mut String, d: &ReportData) {
             h,
             "<table><tr><th>at (s)</th><th class=\"l\">action</th><th class=\"l\">target</th><th class=\"l\">took effect</th><th>event to done (ms)</th><th class=\"l\">record</th></tr>"
         );
-        for (at, a, t, ok, ms, seq) in &st.actions {
+        for a in &st.actions {
             let _ = writeln!(
                 h,
-                "<tr><td>{at:.3}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
-                esc(a),
-                esc(t),
-                ok.map_or("?", |o| if o { "yes" } else { "no" }),
-                ms.map_or_else(|| "-".into(), |m| format!("{m:.3}")),
-                links(&[*seq], d)
+                "<tr><td>{:.3}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+                a.at_s,
+                esc(&a.action),
+                esc(&a.target),
+                a.ok.map_or("?", |o| if o { "yes" } else { "no" }),
+                a.latency_ms
+                    .map_or_else(|| "-".into(), |m| format!("{m:.3}")),
+                links(&[a.seq], d)
             );
         }
         let _ = writeln!(h, "</table>");

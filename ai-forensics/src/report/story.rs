@@ -56,13 +56,30 @@ pub struct Verdict {
     pub seqs: Vec<u64>,
 }
 
+/// An action taken, as the verdict lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionLine {
+    /// Seconds after the session start.
+    pub at_s: f64,
+    /// kill, stop...
+    pub action: String,
+    /// `tree N` or `pid N`.
+    pub target: String,
+    /// Whether it took effect.
+    pub ok: Option<bool>,
+    /// Event to done, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Its record.
+    pub seq: u64,
+}
+
 /// The story of a session.
 #[derive(Clone, Debug, Default)]
 pub struct Story {
     /// Alerts with their enforcement.
     pub verdicts: Vec<Verdict>,
-    /// Actions taken (kill, stop...): (seconds, action, target, ok, latency ms, seq).
-    pub actions: Vec<(f64, String, String, Option<bool>, Option<f64>, u64)>,
+    /// Actions taken (kill, stop...).
+    pub actions: Vec<ActionLine>,
     /// Prevention in words, when a prevention mechanism ran.
     pub prevention: Option<String>,
     /// Notable actions in time order.
@@ -204,14 +221,14 @@ pub fn gather(store: &Store, id: i64, start: u64, summary: &Value) -> Result<Sto
             s.killed.insert(p);
         }
         let ms = a.latency_ns.map(|n| n as f64 / 1e6);
-        s.actions.push((
-            at(a.ts_ns as i64),
-            a.action.clone(),
-            a.target.clone(),
-            a.ok,
-            ms,
-            a.seq,
-        ));
+        s.actions.push(ActionLine {
+            at_s: at(a.ts_ns as i64),
+            action: a.action.clone(),
+            target: a.target.clone(),
+            ok: a.ok,
+            latency_ms: ms,
+            seq: a.seq,
+        });
         // The action belongs to the latest alert before it.
         if let Some(vd) = s
             .verdicts
