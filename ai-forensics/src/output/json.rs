@@ -178,23 +178,27 @@ pub fn syscall(
     l
 }
 
+/// Argument keys of a syscall record's main path, in the order they are
+/// taken (the store's `path` column; replay and `verify` derive it the same way).
+pub const MAIN_PATH_KEYS: &[&str] = &[
+    "pathname",
+    "path",
+    "oldpath",
+    "filename",
+    "fd_path",
+    "sockfd_path",
+    "dirfd_path",
+];
+
 /// The main path of a syscall: its path argument, or what its fd or
 /// returned fd refers to.
 #[must_use]
 pub fn main_path(r: &args::Rendered, ret_path: Option<&str>) -> Option<String> {
-    [
-        "pathname",
-        "path",
-        "oldpath",
-        "filename",
-        "fd_path",
-        "sockfd_path",
-        "dirfd_path",
-    ]
-    .iter()
-    .find_map(|k| r.args.get(k).and_then(Value::as_str))
-    .or(ret_path)
-    .map(str::to_owned)
+    MAIN_PATH_KEYS
+        .iter()
+        .find_map(|k| r.args.get(k).and_then(Value::as_str))
+        .or(ret_path)
+        .map(str::to_owned)
 }
 
 /// A loss marker.

@@ -36,19 +36,11 @@ fn args_of(v: &Value) -> Args {
 }
 
 fn main_path(args: &Args, d: &Value) -> Option<String> {
-    [
-        "pathname",
-        "path",
-        "oldpath",
-        "filename",
-        "fd_path",
-        "sockfd_path",
-        "dirfd_path",
-    ]
-    .iter()
-    .find_map(|k| args.get(k).and_then(Value::as_str))
-    .or_else(|| d["ret_path"].as_str())
-    .map(str::to_owned)
+    crate::output::json::MAIN_PATH_KEYS
+        .iter()
+        .find_map(|k| args.get(k).and_then(Value::as_str))
+        .or_else(|| d["ret_path"].as_str())
+        .map(str::to_owned)
 }
 
 fn u32_of(v: &Value) -> u32 {

@@ -21,17 +21,7 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// Keys of a syscall record's main path, in the order the recorder takes
-/// them (`output::json::main_path`).
-const PATH_KEYS: &[&str] = &[
-    "pathname",
-    "path",
-    "oldpath",
-    "filename",
-    "fd_path",
-    "sockfd_path",
-    "dirfd_path",
-];
+use crate::output::json::MAIN_PATH_KEYS as PATH_KEYS;
 
 fn any_string_is(v: &Value, s: &str) -> bool {
     match v {
